@@ -1,0 +1,156 @@
+"""Bytes in, validated messages or dead letters out: the one gate every input passes.
+
+Order matters: size first (cheap, bounds memory), then the raw-identity-number check on
+the raw bytes (so such a number is never parsed, logged or echoed), then JSON, then the
+topic's JSON Schema, then semantic checks (known area codes, event time bounds). Every
+rejection is a dead letter with a reason code; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from . import areas, contracts
+from .engine.timeutil import format_ts, parse_ts
+from .topics import INPUT_SCHEMAS
+
+MAX_MESSAGE_BYTES = 1_000_000
+# Anything shaped like an 18-digit resident identity number: 17 digits and a digit or X,
+# not inside a longer run of digits. Deliberately loose: a false positive costs a dead
+# letter, a false negative leaks a person's identity.
+RAW_ID_BYTES = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+RAW_ID_TEXT = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    line: int | None = None
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str, input_id: str | None = None, keep: bool = True):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.input_id = input_id
+        self.keep_original = keep
+
+
+def dead_letter(
+    source: Source, raw: bytes, reason: str, detail: str, received_at: int, *,
+    input_id: str | None = None, keep_original: bool = True,
+) -> dict[str, Any]:
+    """A dead-letter message; its id is derived from where the bytes came from."""
+    fingerprint = hashlib.sha256(raw).hexdigest()[:16]
+    return {
+        "id": "dl-" + hashlib.sha256(
+            f"{source.topic}|{source.partition}|{source.offset}|{source.line}|{fingerprint}".encode()
+        ).hexdigest()[:24],
+        "reason": reason,
+        "detail": RAW_ID_TEXT.sub("[redacted]", detail)[:500],
+        "source": {"topic": source.topic, "partition": source.partition,
+                   "offset": source.offset, "line": source.line},
+        "input_id": input_id,
+        "original": base64.b64encode(raw).decode() if keep_original else None,
+        "received_at": format_ts(received_at),
+    }
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every key and string value, iteratively (hostile input may nest 1000 levels deep)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                yield str(key)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _area_fields(topic: str, value: Mapping[str, Any]) -> Iterator[str]:
+    checkpoint = value.get("checkpoint")
+    if isinstance(checkpoint, Mapping):
+        yield checkpoint.get("area", "")
+    for entry in value.get("travel") or ():
+        yield entry.get("area", "")
+    for name in ("destination", "area", "lab_area", "alighting"):
+        if isinstance(value.get(name), str):
+            yield value[name]
+    trip = value.get("trip")
+    if isinstance(trip, Mapping) and isinstance(trip.get("alighting"), str):
+        yield trip["alighting"]
+    inbound = value.get("inbound")
+    if isinstance(inbound, Mapping) and isinstance(inbound.get("entry_area"), str):
+        yield inbound["entry_area"]
+
+
+@dataclass(slots=True)
+class Limits:
+    """Event-time bounds relative to `now`; None disables a bound (replay has no wall clock)."""
+
+    max_future_ms: int | None = 10 * 60 * 1000
+    max_age_ms: int | None = None
+
+
+def check(topic: str, value: Any, now: int, limits: Limits | None = None) -> dict[str, Any]:
+    """Validate an already-parsed input; raises `Rejected` with a reason code."""
+    limits = limits or Limits()
+    schema_name = INPUT_SCHEMAS.get(topic)
+    if schema_name is None:
+        raise Rejected("unknown_topic", f"no input topic named {topic!r}")
+    if not isinstance(value, dict):
+        raise Rejected("schema_violation", "message is not a JSON object")
+    input_id = value.get("id") if isinstance(value.get("id"), str) else None
+    if any(RAW_ID_TEXT.search(text) for text in _strings(value)):
+        raise Rejected("raw_identity_number", "a field holds something shaped like a resident "
+                       "identity number", input_id, keep=False)
+    error = next(iter(sorted(contracts.validator(schema_name).iter_errors(value),
+                             key=lambda e: (len(e.absolute_path), e.validator))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        reason = "unknown_enum" if error.validator in ("enum", "const") else "schema_violation"
+        raise Rejected(reason, f"{where}: {error.message[:200]}", input_id)
+    for area in _area_fields(topic, value):
+        if not areas.is_known(area):
+            raise Rejected("invalid_area_code", f"unknown administrative area code {area!r}",
+                           input_id)
+    event_time = parse_ts(value["event_time"])
+    if limits.max_future_ms is not None and event_time > now + limits.max_future_ms:
+        raise Rejected("future_event_time", f"event_time {value['event_time']} is ahead of "
+                       f"the clock by more than {limits.max_future_ms // 1000} s", input_id)
+    if limits.max_age_ms is not None and event_time < now - limits.max_age_ms:
+        raise Rejected("stale_event_time", f"event_time {value['event_time']} is older than "
+                       f"{limits.max_age_ms // 86_400_000} days", input_id)
+    return value
+
+
+def decode(topic: str, raw: bytes, now: int, limits: Limits | None = None) -> dict[str, Any]:
+    """Bytes from a topic to a validated message; raises `Rejected`."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise Rejected("too_large", f"{len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}", keep=False)
+    if RAW_ID_BYTES.search(raw):
+        raise Rejected("raw_identity_number", "the message holds something shaped like a "
+                       "resident identity number", keep=False)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("malformed_json", f"not valid JSON: {str(exc)[:160]}") from None
+    return check(topic, value, now, limits)
+
+
+def encode(value: Any) -> bytes:
+    return orjson.dumps(value)

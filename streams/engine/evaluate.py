@@ -1,0 +1,638 @@
+"""The policy engine: (person state, input, register, policies, now) -> (state, events).
+
+Pure: no clock (now is a parameter), no I/O, no Faust. The live agents, the timers and
+the offline replay all call `process`, which is what makes every live decision
+reproducible from a recording.
+
+Invariants the rest of the system relies on:
+- every control start emits exactly one event (`assign` when the colour rises,
+  `monitor` when it does not, e.g. a blue mark) and every control end exactly one
+  (`release`, `reclassify`);
+- event ids are derived from their causes, so a redelivered input yields the same ids
+  (and a seen input id yields nothing at all);
+- a weaker rule never downgrades an active stricter control, and lowering an area's
+  level never shortens a running control.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .policy import COLOUR_RANK, Policy, PolicyBook, Rule
+from .register import LEVEL_RANK, RISK_LEVELS, Register, trip_key
+from .state import HISTORY_LIMIT, RESULTS_LIMIT, Control, PersonState
+from .timeutil import DAY_MS, HOUR_MS, day_start, format_ts, local_day, parse_date, parse_ts
+
+# Input types a person-keyed stream can carry (the `type` of a PersonInput).
+SCAN, RESULT, NOTICE, COMMAND, REEVALUATE, EXPOSURE, TICK = (
+    "scan", "result", "notice", "command", "reevaluate", "exposure", "tick",
+)
+CODE_CHANGE, ALERT = "code_change", "alert"
+
+
+@dataclass(slots=True)
+class Context:
+    register: Register
+    policies: PolicyBook
+    now: int  # epoch ms: wall clock live, event-time clock in replay
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: PersonState
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    status: str = "applied"  # applied | duplicate | no_policy | unmatched | rejected
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------- facts
+def _window(state: PersonState, at: int, lookback_days: int) -> list[str]:
+    first_day = local_day(at) - lookback_days
+    return [area for area, day in state.visits.items() if day >= first_day]
+
+
+def match_rule(
+    rule: Rule,
+    visited: Iterable[str],
+    policy: Policy,
+    register: Register,
+    at: int,
+    inbound: Mapping[str, Any] | None = None,
+) -> list[str] | None:
+    """The register updates that make `rule` hold (possibly none), or None if it does not."""
+    causes: list[str] = []
+    areas = list(visited)
+    for condition, argument in rule.when.items():
+        found: str | None | bool = None
+        if condition == "visited_area_level":
+            levels = frozenset(argument)
+            for area in areas:
+                for cut in (2, 4, 6, 9, 12):
+                    if cut > len(area):
+                        break
+                    designation = register.designation_at(area[:cut], at)
+                    if designation is not None and designation[0] in levels:
+                        found = designation[1]
+                        break
+                if found:
+                    break
+        elif condition in ("visited_county_level", "visited_city_level"):
+            levels = frozenset(argument)
+            cut = 6 if condition == "visited_county_level" else 4
+            for area in areas:
+                if len(area) >= cut:
+                    hit = next(register.designated_within(area[:cut], at, levels), None)
+                    if hit is not None:
+                        found = hit[2]
+                        break
+        elif condition == "visited_province":
+            found = any(area[:2] in argument for area in areas)
+        elif condition == "outside_province":
+            found = any(area[:2] != policy.jurisdiction[:2] for area in areas)
+        elif condition == "inbound_quarantine_days":
+            found = bool(inbound) and inbound.get("quarantine_days") == argument  # type: ignore[union-attr]
+        else:  # the policy schema forbids this; fail loudly rather than match silently
+            raise ValueError(f"unknown condition {condition!r} in rule {rule.id}")
+        if not found:
+            return None
+        if isinstance(found, str):
+            causes.append(found)
+    return causes
+
+
+def first_match(
+    policy: Policy, trigger: str, visited: list[str], register: Register, at: int,
+    inbound: Mapping[str, Any] | None = None,
+) -> tuple[Rule, list[str]] | None:
+    for rule in policy.rules_on(trigger):
+        causes = match_rule(rule, visited, policy, register, at, inbound)
+        if causes is not None:
+            return rule, causes
+    return None
+
+
+# -------------------------------------------------------------------------- output
+def _code_change(
+    state: PersonState, kind: str, control: Control, before: str, event_time: int, ctx: Context,
+    *, caused_by: list[str], event_key: str, command: Mapping[str, Any] | None = None,
+    reason: Mapping[str, str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    event = {
+        "id": "cc-" + digest(state.person, kind, control.id, event_key),
+        "kind": kind,
+        "person": state.person,
+        "from": before,
+        "to": state.colour,
+        "mark": state.mark,
+        "policy": {"id": control.policy, "version": control.policy_version},
+        "rule": control.rule,
+        "reason": dict(reason or control.reason),
+        "measure": control.measure,
+        "control": control.id,
+        "release_at": format_ts(control.due) if control.due is not None and kind in (
+            "assign", "monitor", "extend") else None,
+        "caused_by": list(dict.fromkeys(caused_by)),
+        "command": {"id": command["id"], "operator": command["operator"]} if command else None,
+        "event_time": format_ts(event_time),
+        "emitted_at": format_ts(ctx.now),
+    }
+    state.history.append({
+        "id": event["id"], "kind": kind, "from": before, "to": state.colour,
+        "rule": control.rule, "at": event["event_time"], "caused_by": event["caused_by"],
+    })
+    if len(state.history) > HISTORY_LIMIT:
+        del state.history[0]
+    return CODE_CHANGE, event
+
+
+def _alert(
+    kind: str, severity: str, detail: Mapping[str, str], event_time: int, ctx: Context, *,
+    person: str | None = None, subject: str | None = None, caused_by: Iterable[str] = (),
+    control: Control | None = None, key: object = "",
+) -> tuple[str, dict[str, Any]]:
+    alert: dict[str, Any] = {
+        "id": "al-" + digest(kind, person, subject, key),
+        "kind": kind,
+        "severity": severity,
+        "detail": dict(detail),
+        "caused_by": list(dict.fromkeys(caused_by)),
+        "event_time": format_ts(event_time),
+        "emitted_at": format_ts(ctx.now),
+    }
+    if person is not None:
+        alert["person"] = person
+    if subject is not None:
+        alert["subject"] = subject
+    if control is not None:
+        alert["policy"] = {"id": control.policy, "version": control.policy_version}
+        alert["rule"] = control.rule
+    return ALERT, alert
+
+
+RELEASE_REASON = {
+    "auto": {"zh": "管控期满无异常，自动解码", "en": "Control period ended with no anomaly; released"},
+    "tests": {"zh": "规定核酸检测结果均为阴性，解码", "en": "Required tests negative; released"},
+}
+
+
+# ------------------------------------------------------------------------ controls
+def _start_control(
+    state: PersonState, policy: Policy, rule: Rule, started: int, caused_by: list[str],
+    ctx: Context, *, landing: int | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Start `rule`'s control unless the same rule already runs for this person."""
+    if not rule.measure.is_control:
+        return []
+    if any(c.policy == policy.id and c.rule == rule.id for c in state.controls):
+        return []
+    measure = rule.measure
+    control = Control(
+        id="ctl-" + digest(state.person, policy.id, policy.version, rule.id, caused_by[0]),
+        policy=policy.id,
+        policy_version=policy.version,
+        rule=rule.id,
+        trigger=rule.trigger,
+        colour=rule.colour,
+        mark=rule.mark,
+        measure=measure.to_json(),
+        reason=dict(rule.reason),
+        started=started,
+        due=started + measure.total_days * DAY_MS if measure.release == "auto" else None,
+        release=measure.release,
+        caused_by=list(dict.fromkeys(caused_by)),
+        pcr_days=list(measure.pcr_days),
+        landing=(landing if landing is not None else started) if measure.tests else None,
+    )
+    before = state.colour
+    state.controls.append(control)
+    state.recompute()
+    kind = "assign" if COLOUR_RANK[state.colour] > COLOUR_RANK[before] else "monitor"
+    return [_code_change(state, kind, control, before, started, ctx,
+                         caused_by=control.caused_by, event_key="start")]
+
+
+def _end_control(
+    state: PersonState, control: Control, at: int, ctx: Context, *, kind: str = "release",
+    command: Mapping[str, Any] | None = None, reason: Mapping[str, str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    before = state.colour
+    state.controls.remove(control)
+    state.recompute()
+    causes = [command["id"]] if command else list(control.caused_by)
+    return _code_change(
+        state, kind, control, before, at, ctx, caused_by=causes,
+        event_key=command["id"] if command else "end", command=command,
+        reason=reason or RELEASE_REASON.get(control.release, RELEASE_REASON["auto"]),
+    )
+
+
+def _blockers(state: PersonState, control: Control, at: int) -> str | None:
+    """Why a due control may not be released yet (None: it may)."""
+    if state.positive is not None:
+        return "positive"
+    if control.missed:
+        return "missed_test"
+    for day in control.pcr_days:
+        if day not in control.satisfied and day_start(control.start_day + day) <= at:
+            return "awaiting_test"  # today's test not in yet; missed at the end of the day
+    return None
+
+
+def _day_end(control: Control, day: int) -> int:
+    return day_start(control.start_day + day + 1)
+
+
+def pending_times(state: PersonState) -> list[int]:
+    """Instants at which time alone will change this person: what timers index."""
+    times: list[int] = []
+    for control in state.controls:
+        unchecked = [d for d in control.pcr_days
+                     if d > control.checked_day and d not in control.satisfied]
+        if unchecked:
+            times.append(_day_end(control, min(unchecked)))
+        if control.due is not None and control.hold is None:
+            times.append(control.due)
+        if control.release == "tests" and control.landing is not None and not control.window_alerted:
+            times.append(control.landing + _tests_window(control))
+    return times
+
+
+def _tests_window(control: Control) -> int:
+    return int(control.measure.get("tests", {}).get("within_hours", 72)) * HOUR_MS
+
+
+def advance(state: PersonState, ctx: Context) -> list[tuple[str, dict[str, Any]]]:
+    """Apply every time-based transition due up to `ctx.now`, oldest first."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    for _ in range(10_000):  # bounded: each step consumes one pending instant
+        step: tuple[int, int, str, Control, int] | None = None
+        for order, control in enumerate(state.controls):
+            unchecked = [d for d in control.pcr_days
+                         if d > control.checked_day and d not in control.satisfied]
+            if unchecked:
+                day = min(unchecked)
+                candidate = (_day_end(control, day), 0, "missed", control, day)
+                step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
+            if control.due is not None and control.hold is None:
+                candidate = (control.due, 1, "due", control, order)
+                step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
+            if (control.release == "tests" and control.landing is not None
+                    and not control.window_alerted):
+                candidate = (control.landing + _tests_window(control), 2, "window", control, 0)
+                step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
+        if step is None or step[0] > ctx.now:
+            return events
+        at, _, action, control, day = step
+        if action == "missed":
+            control.checked_day = max(control.checked_day, day)
+            control.missed.append(day)
+            if state.positive is not None:
+                continue  # a positive person's schedule is superseded by treatment
+            events.append(_alert(
+                "missed_test", "warn",
+                {"zh": f"第{day}天核酸检测未按时完成，暂缓解码",
+                 "en": f"Required PCR test of day {day} was not taken; release is held"},
+                at, ctx, person=state.person, caused_by=control.caused_by, control=control,
+                key=f"{control.id}:{day}",
+            ))
+            if control.due is not None and control.due <= at and control.hold == "awaiting_test":
+                control.hold = "missed_test"
+        elif action == "due":
+            events.extend(_try_release(state, control, at, ctx))
+        else:  # the tests window closed without enough negative results
+            control.window_alerted = True
+            events.append(_alert(
+                "hold_release", "warn",
+                {"zh": "规定时间内未完成所需核酸检测，需人工核实后解码",
+                 "en": "Required negative tests not collected inside the window; operator review"},
+                at, ctx, person=state.person, caused_by=control.caused_by, control=control,
+                key=f"{control.id}:window",
+            ))
+    raise RuntimeError("advance did not converge")  # pragma: no cover - a bug, not input
+
+
+def _try_release(
+    state: PersonState, control: Control, at: int, ctx: Context,
+) -> list[tuple[str, dict[str, Any]]]:
+    blocker = _blockers(state, control, at)
+    if blocker is None:
+        return [_end_control(state, control, at, ctx)]
+    first_hold = control.hold is None or control.hold == "awaiting_test"
+    control.hold = blocker
+    if blocker != "awaiting_test" and first_hold:
+        return [_alert(
+            "hold_release", "warn",
+            {"zh": "管控期满但存在异常（阳性或漏检），暂缓解码",
+             "en": f"Control due but held ({blocker.replace('_', ' ')})"},
+            at, ctx, person=state.person, caused_by=control.caused_by, control=control,
+            key=f"{control.id}:{blocker}",
+        )]
+    return []
+
+
+def _retry_held(state: PersonState, at: int, ctx: Context) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    for control in list(state.controls):
+        if control.hold is not None and control.due is not None and control.due <= at:
+            events.extend(_try_release(state, control, at, ctx))
+    return events
+
+
+# ---------------------------------------------------------------------- jurisdiction
+def _policy_for(state: PersonState, ctx: Context, at: int, fallback_area: str | None) -> Policy | None:
+    area = (state.arrival or {}).get("area") or fallback_area
+    return ctx.policies.in_force(area, at) if area else None
+
+
+def _record_travel(state: PersonState, scan: Mapping[str, Any], at: int, max_lookback: int) -> None:
+    day = local_day(at)
+    for entry in scan.get("travel", ()):
+        visited = parse_date(entry["date"])
+        if visited > state.visits.get(entry["area"], -1):
+            state.visits[entry["area"]] = visited
+    checkpoint_area = scan["checkpoint"]["area"]
+    state.visits[checkpoint_area] = max(day, state.visits.get(checkpoint_area, -1))
+    oldest = day - max_lookback - 1
+    for area in [a for a, d in state.visits.items() if d < oldest]:
+        del state.visits[area]
+    for key in [k for k, t in state.trips.items() if t["day"] < oldest]:
+        del state.trips[key]
+
+
+# --------------------------------------------------------------------------- inputs
+def _on_scan(state: PersonState, scan: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
+    at = parse_ts(scan["event_time"])
+    before_colour = state.colour
+    _record_travel(state, scan, at, ctx.policies.max_lookback_days)
+    checkpoint = scan["checkpoint"]
+    state.arrival = {"scan": scan["id"], "area": checkpoint["area"], "at": at,
+                     "checkpoint": checkpoint["id"], "kind": checkpoint["kind"],
+                     "sample": scan.get("sample")}
+    trip = scan.get("trip")
+    if trip:
+        state.trips[trip_key(trip)] = {"scan": scan["id"], "day": parse_date(trip["date"]),
+                                       "alighting": trip.get("alighting")}
+    events = outcome.events
+    policy = ctx.policies.in_force(checkpoint["area"], at)
+    if policy is None:
+        outcome.status = "no_policy"
+    else:
+        visited = _window(state, at, policy.lookback_days)
+        found = first_match(policy, "arrival", visited, ctx.register, at, scan.get("inbound"))
+        if found is None:
+            outcome.status = "unmatched"
+        else:
+            rule, causes = found
+            events.extend(_start_control(state, policy, rule, at, [scan["id"], *causes], ctx))
+        if trip:
+            notice = ctx.register.exposure(trip_key(trip))
+            if notice is not None and _alights_where(notice, trip, checkpoint["area"]):
+                events.extend(_exposed(state, policy, notice, scan["id"], at, ctx))
+    codes = scan.get("three_codes")
+    if checkpoint["kind"] == "highway" and codes:
+        events.extend(_three_code_check(state, scan, codes, before_colour, at, policy, ctx))
+
+
+def _alights_where(notice: Mapping[str, Any], trip: Mapping[str, Any], area: str) -> bool:
+    wanted = notice.get("alighting")
+    if not wanted:
+        return True
+    where = trip.get("alighting") or area
+    return bool(where) and where.startswith(wanted)
+
+
+def _exposed(
+    state: PersonState, policy: Policy, notice: Mapping[str, Any], scan_id: str, at: int,
+    ctx: Context,
+) -> list[tuple[str, dict[str, Any]]]:
+    rule = next(iter(policy.rules_on("exposed_trip")), None)
+    if rule is None:
+        return []
+    started = max(at, parse_ts(notice["event_time"]))
+    return _start_control(state, policy, rule, started, [notice["id"], scan_id], ctx)
+
+
+def _three_code_check(
+    state: PersonState, scan: Mapping[str, Any], codes: Mapping[str, Any], system_colour: str,
+    at: int, policy: Policy | None, ctx: Context,
+) -> list[tuple[str, dict[str, Any]]]:
+    alerts = []
+    shown = codes.get("health_code")
+    if shown in COLOUR_RANK and COLOUR_RANK[shown] < COLOUR_RANK[system_colour]:
+        alerts.append(_alert(
+            "three_code_mismatch", "page",
+            {"zh": f"三码联查不一致：出示{_ZH_COLOUR[shown]}，系统为{_ZH_COLOUR[system_colour]}",
+             "en": f"Three-code check: shows {shown}, system says {system_colour}"},
+            at, ctx, person=state.person, caused_by=[scan["id"]], key=f"{scan['id']}:code",
+        ))
+    if codes.get("itinerary_star"):
+        lookback = policy.lookback_days if policy else 14
+        visited = _window(state, at, lookback)
+        explained = any(
+            next(ctx.register.designated_within(area[:4], at, RISK_LEVELS), None) is not None
+            for area in visited if len(area) >= 4
+        )
+        if not explained:
+            alerts.append(_alert(
+                "three_code_mismatch", "warn",
+                {"zh": "行程卡带星号，但申报行程中无涉疫地市",
+                 "en": "Itinerary code shows a star that the travel history does not explain"},
+                at, ctx, person=state.person, caused_by=[scan["id"]], key=f"{scan['id']}:star",
+            ))
+    return alerts
+
+
+_ZH_COLOUR = {"green": "绿码", "yellow": "黄码", "red": "红码"}
+
+
+def _on_result(state: PersonState, result: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
+    at = parse_ts(result["event_time"])
+    collected = parse_ts(result["collected_at"])
+    state.results.append({"id": result["id"], "sample": result.get("sample"),
+                          "collected": collected, "result": result["result"],
+                          "tube": result.get("tube")})
+    if len(state.results) > RESULTS_LIMIT:
+        del state.results[0]
+    events = outcome.events
+    if result["result"] == "positive":
+        state.positive = result["id"]
+        policy = _policy_for(state, ctx, at, result.get("lab_area"))
+        rule = next(iter(policy.rules_on("positive_result")), None) if policy else None
+        if policy is None or rule is None:
+            outcome.status = "no_policy"
+        else:
+            events.extend(_start_control(state, policy, rule, at, [result["id"]], ctx))
+        if result.get("kind") != "pooled":  # a pooled tube raises one alert for all members
+            events.append(_alert(
+                "positive_result", "page",
+                {"zh": "核酸检测阳性", "en": "Positive PCR result"},
+                at, ctx, person=state.person, caused_by=[result["id"]], key=result["id"],
+            ))
+        return
+    collected_day = local_day(collected)
+    for control in list(state.controls):
+        day = collected_day - control.start_day
+        if day in control.pcr_days and day not in control.satisfied:
+            control.satisfied.append(day)
+        made_up = [d for d in control.missed if _day_end(control, d) <= collected]
+        if made_up:  # a later test makes up for a missed day (and lifts that hold)
+            control.missed = [d for d in control.missed if d not in made_up]
+            control.satisfied.extend(made_up)
+        if (control.release == "tests" and control.landing is not None
+                and control.landing < collected <= control.landing + _tests_window(control)
+                and result["id"] not in control.negatives):
+            control.negatives.append(result["id"])
+            needed = int(control.measure.get("tests", {}).get("count", 2))
+            if len(control.negatives) >= needed:
+                events.append(_end_control(state, control, at, ctx))
+    events.extend(_retry_held(state, at, ctx))
+
+
+def _on_notice(state: PersonState, notice: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
+    at = parse_ts(notice["event_time"])
+    policy = _policy_for(state, ctx, at, notice.get("area"))
+    rule = next(iter(policy.rules_on(notice["kind"])), None) if policy else None
+    if policy is None or rule is None:
+        outcome.status = "no_policy"
+        return
+    outcome.events.extend(_start_control(state, policy, rule, at, [notice["id"]], ctx))
+
+
+def _on_exposure(state: PersonState, notice: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
+    key = trip_key(notice["trip"])
+    trip = state.trips.get(key)
+    at = parse_ts(notice["event_time"])
+    if trip is None or state.arrival is None:
+        outcome.status = "unmatched"
+        return
+    if not _alights_where(notice, {"alighting": trip.get("alighting")}, state.arrival["area"]):
+        outcome.status = "unmatched"
+        return
+    policy = _policy_for(state, ctx, at, None)
+    if policy is None:
+        outcome.status = "no_policy"
+        return
+    outcome.events.extend(_exposed(state, policy, notice, trip["scan"], at, ctx))
+
+
+def _on_reevaluate(state: PersonState, update: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
+    """Retroactive re-evaluation (C2): an area was raised after this person passed it."""
+    ctx.register.apply_update(update)  # idempotent; the worker's copy may lag the topic
+    at = max(parse_ts(update["event_time"]), parse_ts(update["effective_at"]))
+    policy = _policy_for(state, ctx, at, None)
+    if policy is None or state.arrival is None:
+        outcome.status = "no_policy"
+        return
+    visited = _window(state, at, policy.lookback_days)
+    found = first_match(policy, "arrival", visited, ctx.register, at)
+    if found is None or update["id"] not in found[1]:
+        outcome.status = "unmatched"  # the raise does not change this person's rule
+        return
+    rule, causes = found
+    outcome.events.extend(
+        _start_control(state, policy, rule, at, [update["id"], state.arrival["scan"], *causes], ctx)
+    )
+
+
+def _on_command(state: PersonState, command: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
+    at = parse_ts(command["event_time"])
+    action = command["action"]
+    targets = ([state.control(command["control"])] if command.get("control")
+               else list(state.controls))
+    targets = [c for c in targets if c is not None]
+
+    def reject(why_zh: str, why_en: str) -> None:
+        outcome.status = "rejected"
+        outcome.events.append(_alert(
+            "command_rejected", "warn", {"zh": why_zh, "en": why_en}, at, ctx,
+            person=state.person, caused_by=[command["id"]], key=command["id"],
+        ))
+
+    if command.get("control") and not targets:
+        reject("指令指向的管控不存在", f"no active control {command['control']}")
+        return
+    if action in ("release", "reclassify") and state.positive and not command.get("override"):
+        reject("存在未解除的阳性结果，需明确override方可解码",
+               "unresolved positive result: release needs an explicit override")
+        return
+    reason = {"zh": f"人工核实：{command['reason']}", "en": f"Operator: {command['reason']}"}
+    if action == "release":
+        if command.get("override"):
+            state.positive = None
+        for control in targets:
+            outcome.events.append(_end_control(state, control, at, ctx, command=command,
+                                               reason=reason))
+    elif action == "reclassify":
+        policy = _policy_for(state, ctx, at, None)
+        if policy is None and targets:
+            policy = ctx.policies.get(targets[0].policy, targets[0].policy_version)
+        new_rule = None
+        if command["rule"] != "green":
+            new_rule = policy.rule(command["rule"]) if policy else None
+            if new_rule is None:
+                reject("改判规则不存在", f"unknown rule {command['rule']} in the policy in force")
+                return
+        if command.get("override"):
+            state.positive = None
+        for control in targets:
+            outcome.events.append(_end_control(state, control, at, ctx, kind="reclassify",
+                                               command=command, reason=reason))
+        if new_rule is not None and policy is not None:
+            outcome.events.extend(_start_control(state, policy, new_rule, at, [command["id"]], ctx))
+    elif action == "extend":
+        control = max(targets, key=Control.strictness, default=None)
+        if control is None or control.due is None:
+            reject("无可延长的管控", "no timed control to extend")
+            return
+        control.due += int(command["days"]) * DAY_MS
+        outcome.events.append(_code_change(
+            state, "extend", control, state.colour, at, ctx, caused_by=[command["id"]],
+            event_key=command["id"], command=command, reason=reason,
+        ))
+    elif action == "resolve_missed_test":
+        for control in targets:  # the operator waives every test day that has begun
+            waived = {d for d in control.pcr_days if day_start(control.start_day + d) <= at}
+            control.satisfied = sorted(set(control.satisfied) | waived)
+            control.missed.clear()
+        outcome.events.extend(_retry_held(state, at, ctx))
+
+
+_HANDLERS = {
+    SCAN: _on_scan, RESULT: _on_result, NOTICE: _on_notice, COMMAND: _on_command,
+    REEVALUATE: _on_reevaluate, EXPOSURE: _on_exposure,
+}
+
+
+def input_id(kind: str, value: Mapping[str, Any]) -> str | None:
+    """The idempotency key of a person input (ticks have none: they are idempotent)."""
+    if kind == TICK:
+        return None
+    return f"{kind}:{value['id']}"
+
+
+def process(
+    state: PersonState | None, person: str, kind: str, value: Mapping[str, Any], ctx: Context,
+) -> Outcome:
+    """Apply one person input. The caller persists `outcome.state` and sends the events."""
+    state = state or PersonState(person=person)
+    outcome = Outcome(state=state)
+    outcome.events.extend(advance(state, ctx))
+    key = input_id(kind, value)
+    if key is not None and not state.remember(key):
+        outcome.status = "duplicate"
+        return outcome
+    handler = _HANDLERS.get(kind)
+    if handler is not None:
+        handler(state, value, ctx, outcome)
+    outcome.events.extend(advance(state, ctx))
+    return outcome
+
+
+def is_raise(before: str | None, after: str) -> bool:
+    return LEVEL_RANK[after] > LEVEL_RANK[before]

@@ -1,0 +1,48 @@
+"""Time in the engine: integer epoch milliseconds inside, ISO-8601 with offset outside.
+
+Integers keep replay byte-for-byte deterministic and make comparisons cheap on the hot
+path. Days, test schedules and lookback windows are counted in China Standard Time
+(UTC+8, no daylight saving), the clock the policies are written against.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+CST = timezone(timedelta(hours=8), "Asia/Shanghai")
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def parse_ts(text: str) -> int:
+    """Parse an ISO-8601 timestamp that carries an offset; naive times are refused."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    return int(moment.timestamp() * 1000)
+
+
+def format_ts(ms: int) -> str:
+    """Render in +08:00 so that every output names the local day the policy counts."""
+    moment = datetime.fromtimestamp(ms / 1000, CST)
+    return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+
+
+def parse_date(text: str) -> int:
+    """A calendar date as a proleptic ordinal (days compare as integers)."""
+    return date.fromisoformat(text).toordinal()
+
+
+def format_date(ordinal: int) -> str:
+    return date.fromordinal(ordinal).isoformat()
+
+
+def local_day(ms: int) -> int:
+    """The CST calendar day of an instant, as an ordinal."""
+    return _EPOCH_ORDINAL + (ms + 8 * HOUR_MS) // DAY_MS
+
+
+def day_start(ordinal: int) -> int:
+    """The instant (ms) a CST calendar day begins."""
+    return (ordinal - _EPOCH_ORDINAL) * DAY_MS - 8 * HOUR_MS

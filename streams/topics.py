@@ -1,0 +1,41 @@
+"""Every topic name in one place (the AsyncAPI document is the contract; a test keeps
+this module and `schemas/asyncapi.yaml` in step)."""
+
+from __future__ import annotations
+
+STATION_SCANS = "checkpoint.scans.station"
+HIGHWAY_SCANS = "checkpoint.scans.highway"
+RISK_AREAS = "checkpoint.risk-areas"
+PCR_RESULTS = "checkpoint.pcr-results"
+CONTACT_NOTICES = "checkpoint.contact-notices"
+OPERATOR_COMMANDS = "checkpoint.operator-commands"
+CODE_CHANGES = "checkpoint.code-changes"
+ALERTS = "checkpoint.alerts"
+DEAD_LETTERS = "checkpoint.dead-letters"
+REPORTS = "checkpoint.reports"
+PERSON_WORK = "checkpoint.internal.person-work"
+EXPOSURES = "checkpoint.internal.exposures"
+
+#: input topic -> JSON Schema name (schemas/<name>.schema.json)
+INPUT_SCHEMAS = {
+    STATION_SCANS: "station-scan",
+    HIGHWAY_SCANS: "highway-scan",
+    RISK_AREAS: "risk-area-update",
+    PCR_RESULTS: "pcr-result",
+    CONTACT_NOTICES: "contact-notice",
+    OPERATOR_COMMANDS: "operator-command",
+}
+
+#: short stream names used as bounded metric labels
+STREAM_LABEL = {
+    STATION_SCANS: "station",
+    HIGHWAY_SCANS: "highway",
+    RISK_AREAS: "area_update",
+    PCR_RESULTS: "result",
+    CONTACT_NOTICES: "notice",
+    OPERATOR_COMMANDS: "command",
+    PERSON_WORK: "work",
+}
+
+INPUT_TOPICS = tuple(INPUT_SCHEMAS)
+OUTPUT_TOPICS = (CODE_CHANGES, ALERTS, DEAD_LETTERS)
