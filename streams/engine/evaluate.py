@@ -69,7 +69,7 @@ def match_rule(
     causes: list[str] = []
     areas = list(visited)
     for condition, argument in rule.when.items():
-        found: str | None | bool = None
+        found: str | bool | None = None
         if condition == "visited_area_level":
             levels = frozenset(argument)
             for area in areas:
@@ -586,13 +586,13 @@ def _on_command(state: PersonState, command: Mapping[str, Any], ctx: Context, ou
         if new_rule is not None and policy is not None:
             outcome.events.extend(_start_control(state, policy, new_rule, at, [command["id"]], ctx))
     elif action == "extend":
-        control = max(targets, key=Control.strictness, default=None)
-        if control is None or control.due is None:
+        longest = max(targets, key=Control.strictness, default=None)
+        if longest is None or longest.due is None:
             reject("无可延长的管控", "no timed control to extend")
             return
-        control.due += int(command["days"]) * DAY_MS
+        longest.due += int(command["days"]) * DAY_MS
         outcome.events.append(_code_change(
-            state, "extend", control, state.colour, at, ctx, caused_by=[command["id"]],
+            state, "extend", longest, state.colour, at, ctx, caused_by=[command["id"]],
             event_key=command["id"], command=command, reason=reason,
         ))
     elif action == "resolve_missed_test":

@@ -100,10 +100,11 @@ def pool_alert(result: Mapping[str, Any], ctx: Context) -> list[tuple[str, dict[
 
 def exposure_alert(notice: Mapping[str, Any], ctx: Context) -> list[tuple[str, dict[str, Any]]]:
     key = trip_key(notice["trip"])
+    number, date = notice["trip"]["number"], notice["trip"]["date"]
     return [_alert(
         "exposed_trip", "page",
-        {"zh": f"涉疫车次（航班）{notice['trip']['number']}（{notice['trip']['date']}），乘客全部集中隔离",
-         "en": f"Exposed trip {notice['trip']['number']} on {notice['trip']['date']}: passengers to centralized isolation"},
+        {"zh": f"涉疫车次（航班）{number}（{date}），乘客全部集中隔离",
+         "en": f"Exposed trip {number} on {date}: passengers to centralized isolation"},
         parse_ts(notice["event_time"]), ctx, subject=key, caused_by=[notice["id"]], key=notice["id"],
     )]
 

@@ -243,10 +243,8 @@ class PolicyBook:
             for policy in self._by_jurisdiction.get(area[:length], ()):
                 if policy.valid_from > at:
                     break
-                if policy.valid_until is None or at < policy.valid_until:
-                    chosen = policy
-                else:
-                    chosen = None
+                expired = policy.valid_until is not None and at >= policy.valid_until
+                chosen = None if expired else policy
             if chosen is not None:
                 return chosen
         return None
