@@ -164,6 +164,96 @@ def _print_table(outputs: list[dict[str, Any]]) -> None:
     Console(soft_wrap=False).print(grid)
 
 
+# ---------------------------------------------------------------------------- live
+BROKER_OPTION = click.option(
+    "--broker", default=lambda: os.environ.get("CHECKPOINT_BROKER", "127.0.0.1:9092"),
+    show_default="$CHECKPOINT_BROKER or 127.0.0.1:9092", help="Kafka bootstrap server.")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@BROKER_OPTION
+@click.option("--web-port", type=int, help="Port of the health/metrics/views HTTP server.")
+@click.option("--store", type=click.Choice(["memory", "rocksdb"]),
+              help="Table store (default memory://, $CHECKPOINT_STORE).")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
+              help="Create the contract's topics first (idempotent).")
+@click.option("-l", "--loglevel", default="info", show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, broker: str, web_port: int | None, store: str | None,
+           create_topics: bool, loglevel: str) -> None:
+    """Run a live worker: consume the input topics, emit code changes in real time.
+
+    \b
+    Every setting comes from the environment (see docs/operations.md); options
+    here override it. Several workers with the same CHECKPOINT_APP_ID form one
+    consumer group and split the partitions.
+    """
+    os.environ["CHECKPOINT_BROKER"] = broker
+    if web_port is not None:
+        os.environ["CHECKPOINT_WEB_PORT"] = str(web_port)
+    if store is not None:
+        os.environ["CHECKPOINT_STORE"] = f"{store}://"
+    if create_topics:
+        from .admin import BrokerUnreachable
+        from .admin import create_topics as create
+
+        try:
+            create(broker)
+        except BrokerUnreachable as exc:
+            fail(f"{exc} (start one with: checkpoint-streams broker start)")
+    from .app import app
+
+    sys.argv = ["checkpoint-streams", "worker", "--loglevel", loglevel,
+                "--web-port", os.environ.get("CHECKPOINT_WEB_PORT", "6066"), *ctx.args]
+    app.main()
+
+
+@main.command("topics")
+@BROKER_OPTION
+def topics_cmd(broker: str) -> None:
+    """Create every topic of the contract (partitions and compaction from asyncapi.yaml)."""
+    from .admin import BrokerUnreachable, create_topics
+
+    try:
+        created = create_topics(broker)
+    except BrokerUnreachable as exc:
+        fail(str(exc))
+        return
+    click.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@BROKER_OPTION
+@click.option("--rebase/--no-rebase", default=False, show_default=True,
+              help="Shift the recording's days so its last event is just before now.")
+@click.option("--rate", type=float, help="Records per second (default: as fast as possible).")
+def produce(file: Path, broker: str, rebase: bool, rate: float | None) -> None:
+    """Send a JSONL recording (the replay format) to the live topics, in event-time order."""
+    import time as _time
+
+    from tqdm import tqdm
+
+    from .admin import BrokerUnreachable, produce_records
+    from .recording import by_event_time, read_jsonl
+    from .recording import rebase as shift
+
+    try:
+        records = by_event_time(read_jsonl(file))
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"{file}: not a recording of {{topic, key, value}} lines with event times ({exc})")
+        return
+    if rebase:
+        records, days = shift(records, int(_time.time() * 1000))
+        click.echo(f"rebased by {days} days", err=True)
+    try:
+        for _ in tqdm(produce_records(broker, records, rate=rate), total=len(records),
+                      unit="rec", disable=None, desc="produce"):
+            pass
+    except BrokerUnreachable as exc:
+        fail(str(exc))
+
+
 # ---------------------------------------------------------------------------- policy
 @main.group()
 def policy() -> None:

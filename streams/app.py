@@ -1,0 +1,494 @@
+"""The live worker: Faust agents that move data between topics, tables and the engine.
+
+Agents stay thin: decode (or dead-letter), call the pure engine, send what it returns.
+Design points, each forced by a known Kafka/Faust behaviour (see docs/architecture.md):
+
+- At-least-once with idempotent outputs. For every batch, outputs are sent and
+  acknowledged *before* the new person states are written to the table changelog, so
+  a crash can only repeat outputs (same deterministic ids), never lose them.
+  faust's exactly_once mode is not used (faust-streaming #323, #517, #177).
+- The person table uses the key partitioner (`use_partitioner=True`): its changelog
+  partition is murmur2(person), exactly the partition of every person-keyed topic, so
+  the timer and batched agents may write it and a new owner recovers the right rows.
+- The risk-area register is built on every worker from the compacted topic with a
+  plain consumer over all partitions, not a GlobalTable (faust-streaming #283).
+- Releases: a due-time index Table (partitioned like person state) feeds an in-memory
+  heap that a Faust timer drains every `timer_interval`; after a rebalance the new
+  owner rebuilds the heap from the recovered table and fires what is due. Windowed
+  tables are not used for expiry (faust-streaming #385, #193).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from kafka.partitioner.default import murmur2
+
+from . import codec, metrics
+from . import topics as T
+from .engine import (
+    COMMAND,
+    EXPOSURE,
+    NOTICE,
+    REEVALUATE,
+    RESULT,
+    SCAN,
+    TICK,
+    Context,
+    PersonState,
+    Register,
+    VisitorIndex,
+    exposure_alert,
+    load_policy_dir,
+    pool_alert,
+    process,
+    split_result,
+    trip_key,
+)
+from .engine.evaluate import digest
+from .engine.policy import POLICY_DIR
+from .engine.timeutil import format_ts, local_day, parse_ts
+from .settings import settings
+
+log = logging.getLogger("checkpoint_streams")
+S = settings()
+S.data_dir.mkdir(parents=True, exist_ok=True)
+
+app = faust.App(
+    S.app_id,
+    broker=f"kafka://{S.broker}",
+    store=S.store,
+    datadir=str(S.data_dir),
+    web_host=S.web_host,
+    web_port=S.web_port,
+    topic_partitions=S.partitions,
+    topic_replication_factor=1,
+    broker_heartbeat_interval=1.0,
+    broker_commit_interval=S.commit_interval,
+    broker_session_timeout=10.0,
+    consumer_auto_offset_reset="earliest",
+    key_serializer="raw",
+    value_serializer="raw",
+    processing_guarantee="at_least_once",
+    autodiscover=False,
+    stream_wait_empty=False,
+)
+
+
+def _topic(name: str) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
+                     key_serializer="raw")
+
+
+station_scans = _topic(T.STATION_SCANS)
+highway_scans = _topic(T.HIGHWAY_SCANS)
+risk_areas = _topic(T.RISK_AREAS)
+pcr_results = _topic(T.PCR_RESULTS)
+contact_notices = _topic(T.CONTACT_NOTICES)
+operator_commands = _topic(T.OPERATOR_COMMANDS)
+person_work = _topic(T.PERSON_WORK)
+code_changes = _topic(T.CODE_CHANGES)
+alerts = _topic(T.ALERTS)
+dead_letters = _topic(T.DEAD_LETTERS)
+exposures = _topic(T.EXPOSURES)
+
+persons = app.Table("persons", key_type=str, value_type=bytes,
+                    partitions=S.partitions, use_partitioner=True)
+due_index = app.Table("due-index", key_type=str, value_type=bytes,
+                      partitions=S.partitions, use_partitioner=True)
+
+
+class Runtime:
+    """Per-worker derived state: register, visitor index, release heap, one engine lock."""
+
+    def __init__(self) -> None:
+        self.policies = load_policy_dir(S.policy_dir or POLICY_DIR)
+        self.register = Register()
+        self.index = VisitorIndex()
+        self.heap: list[tuple[int, str]] = []
+        self.lock = asyncio.Lock()
+        self.register_ready = asyncio.Event()
+        self.limits = codec.Limits(
+            max_future_ms=S.max_future_seconds * 1000,
+            max_age_ms=S.max_age_days * 86_400_000 if S.max_age_days else None,
+        )
+
+    def assigned(self) -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic == T.STATION_SCANS}
+
+
+rt = Runtime()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def partition_of(person: str) -> int:
+    """The Kafka default partitioner (murmur2), as the producers and the table use it."""
+    return (murmur2(person.encode()) & 0x7FFFFFFF) % S.partitions
+
+
+def load_state(person: str) -> PersonState | None:
+    raw = persons.get(person)
+    return PersonState.from_json(orjson.loads(raw)) if raw else None
+
+
+# ------------------------------------------------------------------------- outputs
+def _observe(kind: str, event: dict[str, Any], stream: str, sent_at: int) -> None:
+    outcome = event["kind"]
+    latency = (sent_at - parse_ts(event["event_time"])) / 1000
+    metrics.E2E_LATENCY.labels(stream, outcome).observe(max(latency, 0.0))
+    if kind == "code_change":
+        metrics.CODE_CHANGES.labels(outcome, event["from"], event["to"], event["rule"]).inc()
+    else:
+        metrics.ALERTS.labels(outcome, event["severity"]).inc()
+
+
+async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any]) -> Awaitable[Any]:
+    """Send now (not attached to the input's commit) and return the delivery future."""
+    metrics.OUTPUTS.labels(topic.get_topic_name()).inc()
+    return await topic.send(key=key.encode() if key else None, value=orjson.dumps(value),
+                            force=True)
+
+
+async def _emit(events: Iterable[tuple[str, dict[str, Any]]], stream: str,
+                pending: list[Awaitable[Any]]) -> None:
+    sent_at = now_ms()
+    for kind, event in events:
+        topic = code_changes if kind == "code_change" else alerts
+        pending.append(await _send(topic, event.get("person") or event.get("subject"), event))
+        _observe(kind, event, stream, sent_at)
+
+
+async def _dead_letter(stream: str, message: Any, rejected: codec.Rejected,
+                       pending: list[Awaitable[Any]]) -> None:
+    source = codec.Source(message.topic, message.partition, message.offset)
+    letter = codec.dead_letter(source, message.value or b"", rejected.reason, rejected.detail,
+                               now_ms(), input_id=rejected.input_id,
+                               keep_original=rejected.keep_original)
+    metrics.DEAD_LETTERS.labels(stream, rejected.reason).inc()
+    metrics.INPUTS.labels(stream, "dead_letter").inc()
+    log.warning("dead letter", extra={"input_id": rejected.input_id, "reason": rejected.reason,
+                                      "topic": message.topic, "partition": message.partition,
+                                      "offset": message.offset})
+    pending.append(await _send(dead_letters, message.topic, letter))
+
+
+# ---------------------------------------------------------------------- the engine
+async def apply(items: list[tuple[str, str, dict[str, Any], str]],
+                pending: list[Awaitable[Any]]) -> None:
+    """Run person inputs through the engine; outputs are acknowledged before state is saved."""
+    ctx = Context(rt.register, rt.policies, now_ms())
+    changed: dict[str, PersonState] = {}
+    for person, kind, value, stream in items:
+        state = changed[person] if person in changed else load_state(person)
+        outcome = process(state, person, kind, value, ctx)
+        changed[person] = outcome.state
+        if kind != TICK:
+            metrics.INPUTS.labels(stream, outcome.status).inc()
+        await _emit(outcome.events, stream, pending)
+    if pending:
+        await asyncio.gather(*pending)
+    for person, state in changed.items():
+        persons[person] = orjson.dumps(state)
+        rt.index.add(state)
+        due = state.next_due()
+        previous = due_index.get(person)
+        if due is None:
+            if previous is not None:
+                del due_index[person]
+        else:
+            if previous is None or int(previous) != due:
+                due_index[person] = str(due).encode()
+            heapq.heappush(rt.heap, (due, person))
+
+
+def _decode(topic: str, message: Any) -> dict[str, Any]:
+    return codec.decode(topic, message.value or b"", now_ms(), rt.limits)
+
+
+async def _consume(stream: Any, topic: str) -> None:
+    """Shared loop of the person-keyed input agents."""
+    label = T.STREAM_LABEL[topic]
+    await rt.register_ready.wait()
+    async for events in stream.take_events(S.batch_size, within=S.batch_within):
+        started = time.perf_counter()
+        async with rt.lock:
+            pending: list[Awaitable[Any]] = []
+            items: list[tuple[str, str, dict[str, Any], str]] = []
+            for event in events:
+                try:
+                    value = _decode(topic, event.message)
+                except codec.Rejected as rejected:
+                    await _dead_letter(label, event.message, rejected, pending)
+                    continue
+                items.extend(await _route(topic, value, label, pending))
+            await apply(items, pending)
+        if events:
+            metrics.PROCESSING.labels(label).observe((time.perf_counter() - started) / len(events))
+
+
+async def _route(topic: str, value: dict[str, Any], label: str,
+                 pending: list[Awaitable[Any]]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """Which person inputs one decoded message becomes (fan-outs go through person-work)."""
+    if topic in (T.STATION_SCANS, T.HIGHWAY_SCANS):
+        return [(value["person"], SCAN, value, label)]
+    if topic == T.OPERATOR_COMMANDS:
+        return [(value["person"], COMMAND, value, label)]
+    if topic == T.CONTACT_NOTICES:
+        if value["kind"] != "exposed_trip":
+            return [(value["person"], NOTICE, value, label)]
+        pending.append(await _send(exposures, trip_key(value["trip"]), value))
+        await _emit(exposure_alert(value, Context(rt.register, rt.policies, now_ms())), label, pending)
+        metrics.INPUTS.labels(label, "applied").inc()
+        return []
+    if topic == T.PCR_RESULTS:
+        await _emit(pool_alert(value, Context(rt.register, rt.policies, now_ms())), label, pending)
+        for person, result in split_result(value):
+            pending.append(await _send(person_work, person, _work("result", person, result, [value["id"]])))
+        metrics.INPUTS.labels(label, "applied").inc()
+        return []
+    raise AssertionError(topic)
+
+
+def _work(kind: str, person: str, payload: dict[str, Any], caused_by: list[str]) -> dict[str, Any]:
+    return {"id": "pw-" + digest(kind, person, *caused_by), "kind": kind, "person": person,
+            "event_time": payload["event_time"], "caused_by": caused_by, "payload": payload}
+
+
+WORK_KINDS = {"result": RESULT, "exposure": EXPOSURE, "reevaluate": REEVALUATE}
+
+
+@app.agent(station_scans)
+async def station_agent(stream: Any) -> None:
+    await _consume(stream, T.STATION_SCANS)
+
+
+@app.agent(highway_scans)
+async def highway_agent(stream: Any) -> None:
+    await _consume(stream, T.HIGHWAY_SCANS)
+
+
+@app.agent(operator_commands)
+async def command_agent(stream: Any) -> None:
+    await _consume(stream, T.OPERATOR_COMMANDS)
+
+
+@app.agent(contact_notices)
+async def notice_agent(stream: Any) -> None:
+    await _consume(stream, T.CONTACT_NOTICES)
+
+
+@app.agent(pcr_results)
+async def result_agent(stream: Any) -> None:
+    await _consume(stream, T.PCR_RESULTS)
+
+
+@app.agent(person_work)
+async def work_agent(stream: Any) -> None:
+    """Work routed to this person's owner: pooled members, passengers, re-evaluations."""
+    await rt.register_ready.wait()
+    async for events in stream.take_events(S.batch_size, within=S.batch_within):
+        async with rt.lock:
+            items = []
+            for event in events:
+                work = orjson.loads(event.message.value)
+                items.append((work["person"], WORK_KINDS[work["kind"]], work["payload"],
+                              "work:" + work["kind"]))
+            await apply(items, [])
+
+
+@app.agent(risk_areas)
+async def risk_area_gate(stream: Any) -> None:
+    """Counts and dead-letters risk-area updates once per cluster; every worker's register
+    reads the same topic separately (see `register_feed`)."""
+    label = T.STREAM_LABEL[T.RISK_AREAS]
+    async for event in stream.events():
+        pending: list[Awaitable[Any]] = []
+        try:
+            _decode(T.RISK_AREAS, event.message)
+            metrics.INPUTS.labels(label, "applied").inc()
+        except codec.Rejected as rejected:
+            await _dead_letter(label, event.message, rejected, pending)
+        if pending:
+            await asyncio.gather(*pending)
+
+
+# ------------------------------------------------------------------- the register
+@app.task
+async def register_feed() -> None:
+    """Build the whole register on this worker from the compacted topics, then follow them."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=S.broker, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    try:
+        # aiokafka's public topics() does not keep the metadata it fetched; ask the client.
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(topic, p) for topic in (T.RISK_AREAS, T.EXPOSURES)
+                 for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        if not parts:
+            raise RuntimeError(f"topics {T.RISK_AREAS} and {T.EXPOSURES} are missing: "
+                               "create them first (checkpoint-streams topics)")
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        while not app.should_stop:
+            batch = await consumer.getmany(timeout_ms=200, max_records=2000)
+            async with rt.lock:
+                for tp, messages in batch.items():
+                    for message in messages:
+                        await _register_message(tp.topic, message.value,
+                                                fan_out=rt.register_ready.is_set())
+            if not rt.register_ready.is_set():
+                positions = {tp: await consumer.position(tp) for tp in parts}
+                if all(positions[tp] >= end[tp] for tp in parts):
+                    rt.register_ready.set()
+                    metrics.REGISTER_READY.set(1)
+                    log.info("register ready", extra={"areas": len(rt.register)})
+            metrics.REGISTER_AREAS.set(len(rt.register))
+    finally:
+        await consumer.stop()
+
+
+async def _register_message(topic: str, raw: bytes | None, *, fan_out: bool) -> None:
+    try:
+        value = codec.decode(topic if topic == T.RISK_AREAS else T.CONTACT_NOTICES, raw or b"",
+                             now_ms(), codec.Limits(None, None))
+    except codec.Rejected:
+        return  # dead-lettered once by risk_area_gate / notice_agent
+    pending: list[Awaitable[Any]] = []
+    mine = rt.assigned()
+    if topic == T.RISK_AREAS:
+        change = rt.register.apply_update(value)
+        if not (fan_out and change.is_raise):
+            return
+        since = local_day(change.effective_at) - rt.policies.max_lookback_days
+        for person in rt.index.visitors(value["area"], since):
+            if partition_of(person) in mine:
+                pending.append(await _send(person_work, person,
+                                           _work("reevaluate", person, value, [value["id"]])))
+                metrics.REEVALUATIONS.labels("area_raise").inc()
+    else:
+        if not rt.register.apply_exposure(value) or not fan_out:
+            return
+        for person in rt.index.passengers(trip_key(value["trip"])):
+            if partition_of(person) in mine:
+                pending.append(await _send(person_work, person,
+                                           _work("exposure", person, value, [value["id"]])))
+                metrics.REEVALUATIONS.labels("exposed_trip").inc()
+    if pending:
+        await asyncio.gather(*pending)
+
+
+# ---------------------------------------------------------------------- releases
+@persons.on_recover
+async def _rebuild_indexes() -> None:
+    """After (re)assignment and changelog recovery, derive index and heap for our persons."""
+    async with rt.lock:
+        mine = rt.assigned()
+        rt.index = VisitorIndex()
+        rt.heap = []
+        for person, raw in list(persons.items()):
+            if raw and partition_of(person) in mine:
+                rt.index.add(PersonState.from_json(orjson.loads(raw)))
+        for person, due in list(due_index.items()):
+            if due and partition_of(person) in mine:
+                rt.heap.append((int(due), person))
+        heapq.heapify(rt.heap)
+        log.info("indexes rebuilt", extra={"visitors": len(rt.index), "pending": len(rt.heap)})
+
+
+@app.timer(interval=S.timer_interval)
+async def release_timer() -> None:
+    """Fire every transition due by now for persons this worker owns."""
+    if not rt.register_ready.is_set():
+        return
+    async with rt.lock:
+        now = now_ms()
+        mine = rt.assigned()
+        due_people: dict[str, int] = {}
+        overdue = 0
+        while rt.heap and rt.heap[0][0] <= now:
+            due, person = heapq.heappop(rt.heap)
+            current = due_index.get(person)
+            if current is None or int(current) != due or partition_of(person) not in mine:
+                continue  # stale entry
+            due_people.setdefault(person, due)
+            if due < now - 2 * S.timer_interval * 1000:
+                overdue += 1
+        metrics.OVERDUE_RELEASES.set(overdue)
+        for due in due_people.values():
+            metrics.RELEASE_DELAY.observe(max(now - due, 0) / 1000)
+        if due_people:
+            await apply([(p, TICK, {}, "timer") for p in sorted(due_people)], [])
+        metrics.PENDING_RELEASES.set(len(rt.heap))
+        metrics.VISITOR_INDEX.set(len(rt.index))
+
+
+@app.timer(interval=3600.0)
+async def expire_index() -> None:
+    """Visits older than the longest lookback window can no longer change anyone's code."""
+    async with rt.lock:
+        rt.index.expire(local_day(now_ms()) - rt.policies.max_lookback_days - 1)
+
+
+@app.timer(interval=10.0)
+async def state_gauges() -> None:
+    mine = rt.assigned()
+    counts = {"red": 0, "yellow": 0, "green": 0}
+    people = 0
+    for person, raw in list(persons.items()):
+        if raw and partition_of(person) in mine:
+            people += 1
+            for control in orjson.loads(raw)["controls"]:
+                counts[control["colour"]] += 1
+    metrics.PERSONS.set(people)
+    for colour, count in counts.items():
+        metrics.ACTIVE_CONTROLS.labels(colour).set(count)
+    now = now_ms()
+    metrics.POLICY_IN_FORCE.clear()
+    for policy in rt.policies.policies:
+        if rt.policies.in_force(policy.jurisdiction, now) is policy:
+            metrics.POLICY_IN_FORCE.labels(policy.jurisdiction, policy.id, str(policy.version)).set(1)
+
+
+# ------------------------------------------------------------------------ web views
+@app.page("/health")
+async def health(web: Any, request: Any) -> Any:
+    return web.json({"status": "ok"})
+
+
+@app.page("/ready")
+async def ready(web: Any, request: Any) -> Any:
+    ok = rt.register_ready.is_set()
+    return web.json({"ready": ok, "register_areas": len(rt.register),
+                     "partitions": sorted(rt.assigned())}, status=200 if ok else 503)
+
+
+@app.page("/areas")
+async def areas_view(web: Any, request: Any) -> Any:
+    return web.json({"at": format_ts(now_ms()), "areas": rt.register.snapshot(now_ms())})
+
+
+@app.page("/persons/{person}")
+@app.table_route(table=persons, match_info="person")
+async def person_view(web: Any, request: Any, person: str) -> Any:
+    state = load_state(person)
+    if state is None:
+        return web.json({"person": person, "found": False}, status=404)
+    return web.json({"found": True, **state.to_json()})
+
+
+def main() -> None:  # pragma: no cover - exercised through the CLI
+    app.main()

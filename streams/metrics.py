@@ -1,0 +1,53 @@
+"""Every Prometheus metric the worker exports, defined once.
+
+Conventions: base units (seconds), `_total` on counters, bounded label sets (stream,
+outcome, reason, colour, rule id — never a person, a scan id or an area code).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Seconds-level objective: codes out within seconds; buckets resolve 5 ms .. 2 min.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+E2E_LATENCY = Histogram(
+    "checkpoint_e2e_latency_seconds",
+    "Input event time to emitted output (code change or alert), by input stream and outcome",
+    ["stream", "outcome"], buckets=LATENCY_BUCKETS,
+)
+PROCESSING = Histogram(
+    "checkpoint_processing_seconds",
+    "Wall time spent processing one batch of inputs, per input, by stream",
+    ["stream"], buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+)
+INPUTS = Counter("checkpoint_inputs_total", "Inputs consumed, by stream and outcome status",
+                 ["stream", "status"])
+OUTPUTS = Counter("checkpoint_outputs_total", "Messages produced, by output topic", ["topic"])
+DEAD_LETTERS = Counter("checkpoint_dead_letters_total", "Inputs rejected to the dead-letter topic",
+                       ["stream", "reason"])
+CODE_CHANGES = Counter("checkpoint_code_changes_total", "Code-change events by kind, colours and rule",
+                       ["kind", "from_colour", "to_colour", "rule"])
+ALERTS = Counter("checkpoint_alerts_total", "Alerts raised, by kind and severity", ["kind", "severity"])
+PERSONS = Gauge("checkpoint_persons", "Persons held in state on this worker")
+ACTIVE_CONTROLS = Gauge("checkpoint_active_controls", "Active controls on this worker, by colour",
+                        ["colour"])
+PENDING_RELEASES = Gauge("checkpoint_pending_releases", "Persons with a timed transition pending")
+OVERDUE_RELEASES = Gauge(
+    "checkpoint_overdue_releases",
+    "Persons whose due time passed more than two timer intervals ago without being fired",
+)
+RELEASE_DELAY = Histogram(
+    "checkpoint_release_delay_seconds", "Due time to the timer firing it",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 60.0),
+)
+REGISTER_AREAS = Gauge("checkpoint_register_areas", "Areas with a level history in the register")
+REGISTER_READY = Gauge("checkpoint_register_ready", "1 once the register caught up with its topic")
+VISITOR_INDEX = Gauge("checkpoint_visitor_index_entries", "Recent visitor entries in the index")
+REEVALUATIONS = Counter("checkpoint_reevaluations_total",
+                        "Person re-evaluations routed after a raise or an exposed trip", ["cause"])
+POLICY_IN_FORCE = Gauge("checkpoint_policy_in_force_info",
+                        "1 for each policy in force now, per jurisdiction",
+                        ["jurisdiction", "policy", "version"])
+CONSUMER_LAG = Gauge("checkpoint_consumer_lag_messages", "End offset minus committed offset",
+                     ["topic", "partition"])

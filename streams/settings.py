@@ -1,0 +1,40 @@
+"""Worker configuration from the environment (the same names in docker-compose.yml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str = field(default_factory=lambda: _env("CHECKPOINT_APP_ID", "checkpoint-streams"))
+    broker: str = field(default_factory=lambda: _env("CHECKPOINT_BROKER", "127.0.0.1:9092"))
+    #: memory:// (embedded default, tests) or rocksdb:// (production: state on local disk)
+    store: str = field(default_factory=lambda: _env("CHECKPOINT_STORE", "memory://"))
+    #: table data (RocksDB) and Faust's own files; one directory per worker on a host
+    data_dir: Path = field(default_factory=lambda: Path(_env(
+        "CHECKPOINT_DATA_DIR", f".cache/worker-{_env('CHECKPOINT_WEB_PORT', '6066')}")))
+    web_host: str = field(default_factory=lambda: _env("CHECKPOINT_WEB_HOST", "127.0.0.1"))
+    web_port: int = field(default_factory=lambda: int(_env("CHECKPOINT_WEB_PORT", "6066")))
+    partitions: int = field(default_factory=lambda: int(_env("CHECKPOINT_PARTITIONS", "4")))
+    #: how often the release timer looks at the due-time index (a release is late by at most this)
+    timer_interval: float = field(default_factory=lambda: float(_env("CHECKPOINT_TIMER_INTERVAL", "1.0")))
+    max_future_seconds: int = field(default_factory=lambda: int(_env("CHECKPOINT_MAX_FUTURE_SECONDS", "600")))
+    #: 0 disables the bound (replaying old recordings live); production sets e.g. 30 days
+    max_age_days: int = field(default_factory=lambda: int(_env("CHECKPOINT_MAX_AGE_DAYS", "0")))
+    policy_dir: str = field(default_factory=lambda: _env("CHECKPOINT_POLICY_DIR", ""))
+    batch_size: int = field(default_factory=lambda: int(_env("CHECKPOINT_BATCH_SIZE", "500")))
+    batch_within: float = field(default_factory=lambda: float(_env("CHECKPOINT_BATCH_WITHIN", "0.01")))
+    #: how often consumed offsets are committed (seconds; Faust default 2.8)
+    commit_interval: float = field(default_factory=lambda: float(_env("CHECKPOINT_COMMIT_INTERVAL", "2.8")))
+    log_level: str = field(default_factory=lambda: _env("CHECKPOINT_LOG_LEVEL", "info"))
+
+
+def settings() -> Settings:
+    return Settings()
