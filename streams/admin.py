@@ -17,6 +17,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from . import contracts
+from .topics import PREFIX
 
 
 class BrokerUnreachable(RuntimeError):
@@ -31,15 +32,16 @@ def admin_client(bootstrap: str, timeout: float = 10.0) -> KafkaAdminClient:
         raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap}") from None
 
 
-def create_topics(bootstrap: str, partitions: int | None = None) -> list[str]:
+def create_topics(bootstrap: str, partitions: int | None = None,
+                  prefix: str = PREFIX) -> list[str]:
     """Create every topic of the contract that does not exist yet; returns the new ones."""
     admin = admin_client(bootstrap)
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name=spec.name, num_partitions=partitions or spec.partitions,
+            NewTopic(name=prefix + spec.name, num_partitions=partitions or spec.partitions,
                      replication_factor=spec.replicas, topic_configs=dict(spec.config))
-            for spec in contracts.topics().values() if spec.name not in existing
+            for spec in contracts.topics().values() if prefix + spec.name not in existing
         ]
         created = []
         for topic in wanted:  # one at a time: a race with another creator is not an error

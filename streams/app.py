@@ -25,6 +25,7 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -111,16 +112,22 @@ class Runtime:
     """Per-worker derived state: register, visitor index, release heap, one engine lock."""
 
     def __init__(self) -> None:
-        self.policies = load_policy_dir(S.policy_dir or POLICY_DIR)
+        self.policies = load_policy_dir(Path(S.policy_dir) if S.policy_dir else POLICY_DIR)
         self.register = Register()
         self.index = VisitorIndex()
         self.heap: list[tuple[int, str]] = []
         self.lock = asyncio.Lock()
         self.register_ready = asyncio.Event()
+        self.stream_time = 0
+        streaming = S.clock == "stream"
         self.limits = codec.Limits(
-            max_future_ms=S.max_future_seconds * 1000,
-            max_age_ms=S.max_age_days * 86_400_000 if S.max_age_days else None,
+            max_future_ms=None if streaming else S.max_future_seconds * 1000,
+            max_age_ms=S.max_age_days * 86_400_000 if S.max_age_days and not streaming else None,
         )
+
+    def clock(self) -> int:
+        """Now, for timers: the wall clock, or in stream mode the largest event time seen."""
+        return self.stream_time if S.clock == "stream" else now_ms()
 
     def assigned(self) -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives()
@@ -189,11 +196,12 @@ async def _dead_letter(stream: str, message: Any, rejected: codec.Rejected,
 async def apply(items: list[tuple[str, str, dict[str, Any], str]],
                 pending: list[Awaitable[Any]]) -> None:
     """Run person inputs through the engine; outputs are acknowledged before state is saved."""
-    ctx = Context(rt.register, rt.policies, now_ms())
     changed: dict[str, PersonState] = {}
     for person, kind, value, stream in items:
+        if kind != TICK:
+            rt.stream_time = max(rt.stream_time, parse_ts(value["event_time"]))
         state = changed[person] if person in changed else load_state(person)
-        outcome = process(state, person, kind, value, ctx)
+        outcome = process(state, person, kind, value, Context(rt.register, rt.policies, rt.clock()))
         changed[person] = outcome.state
         if kind != TICK:
             metrics.INPUTS.labels(stream, outcome.status).inc()
@@ -415,7 +423,7 @@ async def release_timer() -> None:
     if not rt.register_ready.is_set():
         return
     async with rt.lock:
-        now = now_ms()
+        now = rt.clock()
         mine = rt.assigned()
         due_people: dict[str, int] = {}
         overdue = 0
@@ -440,7 +448,7 @@ async def release_timer() -> None:
 async def expire_index() -> None:
     """Visits older than the longest lookback window can no longer change anyone's code."""
     async with rt.lock:
-        rt.index.expire(local_day(now_ms()) - rt.policies.max_lookback_days - 1)
+        rt.index.expire(local_day(rt.clock()) - rt.policies.max_lookback_days - 1)
 
 
 @app.timer(interval=10.0)

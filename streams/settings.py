@@ -33,6 +33,10 @@ class Settings:
     batch_within: float = field(default_factory=lambda: float(_env("CHECKPOINT_BATCH_WITHIN", "0.01")))
     #: how often consumed offsets are committed (seconds; Faust default 2.8)
     commit_interval: float = field(default_factory=lambda: float(_env("CHECKPOINT_COMMIT_INTERVAL", "2.8")))
+    #: wall: timers follow the wall clock (production). stream: they follow the largest event
+    #: time seen, so that a recording replayed through the live pipeline (a backfill, a
+    #: test) decides exactly as the offline replay does.
+    clock: str = field(default_factory=lambda: _env("CHECKPOINT_CLOCK", "wall"))
     log_level: str = field(default_factory=lambda: _env("CHECKPOINT_LOG_LEVEL", "info"))
 
 

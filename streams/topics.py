@@ -3,18 +3,24 @@ this module and `schemas/asyncapi.yaml` in step)."""
 
 from __future__ import annotations
 
-STATION_SCANS = "checkpoint.scans.station"
-HIGHWAY_SCANS = "checkpoint.scans.highway"
-RISK_AREAS = "checkpoint.risk-areas"
-PCR_RESULTS = "checkpoint.pcr-results"
-CONTACT_NOTICES = "checkpoint.contact-notices"
-OPERATOR_COMMANDS = "checkpoint.operator-commands"
-CODE_CHANGES = "checkpoint.code-changes"
-ALERTS = "checkpoint.alerts"
-DEAD_LETTERS = "checkpoint.dead-letters"
-REPORTS = "checkpoint.reports"
-PERSON_WORK = "checkpoint.internal.person-work"
-EXPOSURES = "checkpoint.internal.exposures"
+import os
+
+#: Namespace for every topic name (e.g. "staging."), so that several deployments or test
+#: runs can share one cluster. Empty in production and in recordings.
+PREFIX = os.environ.get("CHECKPOINT_TOPIC_PREFIX", "")
+
+STATION_SCANS = PREFIX + "checkpoint.scans.station"
+HIGHWAY_SCANS = PREFIX + "checkpoint.scans.highway"
+RISK_AREAS = PREFIX + "checkpoint.risk-areas"
+PCR_RESULTS = PREFIX + "checkpoint.pcr-results"
+CONTACT_NOTICES = PREFIX + "checkpoint.contact-notices"
+OPERATOR_COMMANDS = PREFIX + "checkpoint.operator-commands"
+CODE_CHANGES = PREFIX + "checkpoint.code-changes"
+ALERTS = PREFIX + "checkpoint.alerts"
+DEAD_LETTERS = PREFIX + "checkpoint.dead-letters"
+REPORTS = PREFIX + "checkpoint.reports"
+PERSON_WORK = PREFIX + "checkpoint.internal.person-work"
+EXPOSURES = PREFIX + "checkpoint.internal.exposures"
 
 #: input topic -> JSON Schema name (schemas/<name>.schema.json)
 INPUT_SCHEMAS = {

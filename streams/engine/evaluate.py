@@ -267,8 +267,9 @@ def _tests_window(control: Control) -> int:
     return int(control.measure.get("tests", {}).get("within_hours", 72)) * HOUR_MS
 
 
-def advance(state: PersonState, ctx: Context) -> list[tuple[str, dict[str, Any]]]:
-    """Apply every time-based transition due up to `ctx.now`, oldest first."""
+def advance(state: PersonState, ctx: Context, until: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Apply every time-based transition due up to `until` (default `ctx.now`), oldest first."""
+    until = ctx.now if until is None else until
     events: list[tuple[str, dict[str, Any]]] = []
     for _ in range(10_000):  # bounded: each step consumes one pending instant
         step: tuple[int, int, str, Control, int] | None = None
@@ -286,7 +287,7 @@ def advance(state: PersonState, ctx: Context) -> list[tuple[str, dict[str, Any]]
                     and not control.window_alerted):
                 candidate = (control.landing + _tests_window(control), 2, "window", control, 0)
                 step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
-        if step is None or step[0] > ctx.now:
+        if step is None or step[0] > until:
             return events
         at, _, action, control, day = step
         if action == "missed":
@@ -622,7 +623,11 @@ def process(
     """Apply one person input. The caller persists `outcome.state` and sends the events."""
     state = state or PersonState(person=person)
     outcome = Outcome(state=state)
-    outcome.events.extend(advance(state, ctx))
+    # An input is applied to the world as of its own event time: transitions due before it
+    # fire first, later ones wait for the clock (a timer tick advances to `now`). This is
+    # what makes a live run of a recording agree with its offline replay.
+    until = ctx.now if kind == TICK else min(ctx.now, parse_ts(value["event_time"]))
+    outcome.events.extend(advance(state, ctx, until))
     key = input_id(kind, value)
     if key is not None and not state.remember(key):
         outcome.status = "duplicate"
@@ -630,7 +635,7 @@ def process(
     handler = _HANDLERS.get(kind)
     if handler is not None:
         handler(state, value, ctx, outcome)
-    outcome.events.extend(advance(state, ctx))
+    outcome.events.extend(advance(state, ctx, until))
     return outcome
 
 
