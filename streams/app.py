@@ -58,6 +58,7 @@ from .engine import (
 from .engine.evaluate import digest
 from .engine.policy import POLICY_DIR
 from .engine.timeutil import format_ts, local_day, parse_ts
+from .observability import install as install_observability
 from .settings import settings
 
 log = logging.getLogger("checkpoint_streams")
@@ -496,6 +497,9 @@ async def person_view(web: Any, request: Any, person: str) -> Any:
     if state is None:
         return web.json({"person": person, "found": False}, status=404)
     return web.json({"found": True, **state.to_json()})
+
+
+install_observability(app)
 
 
 def main() -> None:  # pragma: no cover - exercised through the CLI
