@@ -186,9 +186,77 @@ def shanxi_missed_test() -> list[dict[str, Any]]:
     return out
 
 
+def notice(kind: str, notice_id: str, person: str, when: str, area: str) -> dict[str, Any]:
+    return record("checkpoint.contact-notices", person, {
+        "id": notice_id, "event_time": when, "kind": kind, "person": person, "area": area})
+
+
+def command(command_id: str, person: str, when: str, action: str, reason: str,
+            **extra: Any) -> dict[str, Any]:
+    return record("checkpoint.operator-commands", person, {
+        "id": command_id, "event_time": when, "person": person, "operator": "op-yuncheng-07",
+        "reason": reason, "action": action, **extra})
+
+
+def life_of_a_control() -> list[dict[str, Any]]:
+    """Issue 4 in one recording: release on time, contacts, positives, operators, three
+    codes, blue mark. Replay with --until 2022-09-10T00:00:00+08:00 to see every release."""
+    yuncheng, taiyuan = ("YC-EXIT", "140802"), ("TY-SOUTH", "140105")
+    out = [
+        area("ra-610113-0815", "610113", "medium", ts("2022-08-15", "18:00:00"), "Xi'an 2022-08-15", "西安市雁塔区"),
+        # released on time: medium-risk traveller who takes every scheduled test
+        scan("highway", "hw-life-ontime", "life-on-time", ts("2022-08-21", "10:00:00"), yuncheng,
+             [("610113", "2022-08-19")], trip={"mode": "car", "number": "陕A00001", "date": "2022-08-21"}),
+        # positive result: red, alert, holds release; operator needs an override
+        scan("highway", "hw-life-positive", "life-positive", ts("2022-08-21", "11:00:00"), yuncheng,
+             [("610113", "2022-08-19")], trip={"mode": "car", "number": "陕A00002", "date": "2022-08-21"}),
+        # contacts and pushes
+        notice("close_contact", "nt-life-close", "life-close", ts("2022-08-21", "12:00:00"), "140802"),
+        notice("secondary_contact", "nt-life-secondary", "life-secondary", ts("2022-08-21", "12:05:00"), "140802"),
+        notice("companion", "nt-life-companion", "life-companion", ts("2022-08-21", "12:10:00"), "140802"),
+        notice("big_data_push", "nt-life-bigdata", "life-big-data", ts("2022-08-21", "12:15:00"), "140802"),
+        # blue mark: Hainan traveller under Taiyuan 8·20 (taking the 3 tests)
+        scan("station", "st-life-hainan", "life-hainan", ts("2022-08-21", "13:00:00"), taiyuan,
+             [("460202", "2022-08-19")], trip={"mode": "flight", "number": "HU7369", "date": "2022-08-21"}),
+        # three-code check: the close contact shows green at a highway exit; a star nobody explains
+        scan("highway", "hw-life-close-exit", "life-close", ts("2022-08-21", "15:00:00"), yuncheng, [],
+             three_codes={"health_code": "green", "itinerary_star": False, "vaccination_doses": 3}),
+        scan("highway", "hw-life-star", "life-star", ts("2022-08-21", "15:30:00"), yuncheng,
+             [("110105", "2022-08-20")],
+             three_codes={"health_code": "green", "itinerary_star": True, "vaccination_doses": 2}),
+        result("rs-life-positive", "life-positive", "S-LIFE-P1", ts("2022-08-22", "08:00:00"),
+               ts("2022-08-22", "20:00:00"), "positive"),
+        command("cmd-life-bigdata", "life-big-data", ts("2022-08-22", "09:00:00"), "reclassify",
+                "checked: no stay in a risk area", rule="green"),
+        command("cmd-life-extend", "life-close", ts("2022-08-23", "09:00:00"), "extend",
+                "household member tested positive", days=3),
+        command("cmd-life-release-1", "life-positive", ts("2022-08-30", "09:00:00"), "release",
+                "retests negative"),
+        command("cmd-life-release-2", "life-positive", ts("2022-08-30", "09:30:00"), "release",
+                "expert panel: false positive, retests negative", override=True),
+    ]
+    for person, days in (("life-on-time", (1, 4, 7)), ("life-hainan", (1, 2, 3))):
+        start = "2022-08-21"
+        for day in days:
+            stamp = f"2022-08-{21 + day:02d}"
+            out.append(result(f"rs-{person}-d{day}", person, f"S-{person}-{day}",
+                              ts(stamp, "08:00:00"), ts(stamp, "09:30:00"), "negative"))
+        del start
+    for day in (1, 2, 3, 5, 7, 8, 9, 10):  # the close contact's schedule, and days after
+        stamp = f"2022-08-{21 + day:02d}"
+        out.append(result(f"rs-life-close-d{day}", "life-close", f"S-close-{day}",
+                          ts(stamp, "08:00:00"), ts(stamp, "09:30:00"), "negative"))
+    for day in (1, 4, 7):
+        stamp = f"2022-08-{21 + day:02d}"
+        out.append(result(f"rs-life-secondary-d{day}", "life-secondary", f"S-sec-{day}",
+                          ts(stamp, "08:00:00"), ts(stamp, "09:30:00"), "negative"))
+    return out
+
+
 if __name__ == "__main__":
     write("z22", z22())
     write("pingyao", pingyao())
     write("taiyuan-0820", taiyuan_0820())
     write("yellow-tests", yellow_tests())
     write("shanxi-missed-test", shanxi_missed_test())
+    write("life-of-a-control", life_of_a_control())
