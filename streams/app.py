@@ -60,10 +60,12 @@ from .engine.policy import POLICY_DIR
 from .engine.timeutil import format_ts, local_day, parse_ts
 from .observability import install as install_observability
 from .settings import settings
+from .stores import register as register_keyed_rocksdb
 
 log = logging.getLogger("checkpoint_streams")
 S = settings()
 S.data_dir.mkdir(parents=True, exist_ok=True)
+register_keyed_rocksdb()
 
 app = faust.App(
     S.app_id,

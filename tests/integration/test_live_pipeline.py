@@ -32,3 +32,15 @@ def test_live_equals_replay(name, ns, workers):
     expected = replay_outputs(records)
     assert Counter(r["topic"] for r in live) == Counter(r["topic"] for r in expected)
     assert comparable(live) == comparable(expected)
+
+
+def test_rocksdb_store_keeps_state_across_a_restart(ns, workers):
+    """Production configuration: tables in RocksDB (rocksdict) on local disk."""
+    records = read_jsonl(SCENARIOS / "shanxi-missed-test.jsonl")
+    first = workers(name="rocks", env={"CHECKPOINT_STORE": "rocksdb://"})
+    ns.feed(records[:3])  # area, arrival, day-1 result
+    first.stop()
+    workers(name="rocks-again", env={"CHECKPOINT_STORE": "rocksdb://",
+                                     "CHECKPOINT_DATA_DIR": first.env["CHECKPOINT_DATA_DIR"]})
+    ns.feed(records[3:])
+    assert comparable(ns.read()) == comparable(replay_outputs(records))
