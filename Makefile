@@ -32,7 +32,7 @@ unit: install
 	$(PY) -m pytest -q -m "not integration"
 
 lint: install
-	$(VENV)/bin/ruff check streams tests bench
+	$(VENV)/bin/ruff check streams tests $(wildcard bench)
 	$(VENV)/bin/mypy
 
 broker-start: install
