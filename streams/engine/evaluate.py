@@ -5,8 +5,8 @@ the offline replay all call `process`, which is what makes every live decision
 reproducible from a recording.
 
 Invariants the rest of the system relies on:
-- every control start emits exactly one event (`assign` when the colour rises,
-  `monitor` when it does not, e.g. a blue mark) and every control end exactly one
+- every control start emits exactly one event (`assign` when the colour rises, `mark`
+  for a blue mark, `monitor` otherwise) and every control end exactly one
   (`release`, `reclassify`);
 - event ids are derived from their causes, so a redelivered input yields the same ids
   (and a seen input id yields nothing at all);
@@ -136,7 +136,7 @@ def _code_change(
         "measure": control.measure,
         "control": control.id,
         "release_at": format_ts(control.due) if control.due is not None and kind in (
-            "assign", "monitor", "extend") else None,
+            "assign", "monitor", "mark", "extend") else None,
         "caused_by": list(dict.fromkeys(caused_by)),
         "command": {"id": command["id"], "operator": command["operator"]} if command else None,
         "event_time": format_ts(event_time),
@@ -212,7 +212,12 @@ def _start_control(
     before = state.colour
     state.controls.append(control)
     state.recompute()
-    kind = "assign" if COLOUR_RANK[state.colour] > COLOUR_RANK[before] else "monitor"
+    if COLOUR_RANK[state.colour] > COLOUR_RANK[before]:
+        kind = "assign"
+    elif rule.mark == "blue":
+        kind = "mark"  # the blue mark: monitoring that leaves the code as it is (蓝标)
+    else:
+        kind = "monitor"
     return [_code_change(state, kind, control, before, started, ctx,
                          caused_by=control.caused_by, event_key="start")]
 

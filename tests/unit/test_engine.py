@@ -257,7 +257,7 @@ def test_three_code_check_alerts_on_an_unexplained_star_only():
 def test_blue_mark_is_monitoring_without_a_code_change():
     person = Person(register(HIGH_SANYA))
     events = person.send("scan", scan(person.name, "2022-08-21T12:00:00", "140105", [("460202", "2022-08-19")]))
-    assert [(e["kind"], e["from"], e["to"], e["mark"]) for e in events] == [("monitor", "green", "green", "blue")]
+    assert [(e["kind"], e["from"], e["to"], e["mark"]) for e in events] == [("mark", "green", "green", "blue")]
     assert (person.state.colour, person.state.mark) == ("green", "blue")
 
 

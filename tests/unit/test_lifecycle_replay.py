@@ -81,6 +81,6 @@ def test_three_code_check(outputs):
 
 def test_blue_mark_without_a_code_change(outputs):
     assert [(k, f, t) for k, f, t, _ in of(outputs, "life-hainan")] == [
-        ("monitor", "green", "green"), ("release", "green", "green")]
+        ("mark", "green", "green"), ("release", "green", "green")]
     blue = next(o for o in outputs if o.get("person") == "life-hainan")
     assert blue["mark"] == "blue" and blue["rule"] == "TY0820-R4-hainan"

@@ -47,7 +47,7 @@ ARRIVAL_CASES: list[tuple[Any, ...]] = [
     ("TY0820-R3-medium", TY0820, [("610113", "medium", "2022-08-20")], [("610113", "2022-08-22")], {},
      "assign", "yellow", "yellow", [("home_isolation", 7)], [1, 4, 7]),
     ("TY0820-R4-hainan", TY0820, [("460204", "high", "2022-08-06")], [("460202", "2022-08-22")], {},
-     "monitor", "green", "blue", [("home_health_monitoring", 3)], [1, 2, 3]),
+     "mark", "green", "blue", [("home_health_monitoring", 3)], [1, 2, 3]),
     ("TY0820-R5-outside-province", TY0820, [], [("110105", "2022-08-22")], {},
      "monitor", "green", None, [("self_health_monitoring", 3)], [1, 2]),
 ]

@@ -49,7 +49,7 @@ def test_taiyuan_0820_travellers():
     got = {e["person"]: (e["kind"], e["to"], e["mark"], e["rule"]) for e in changes(run)}
     assert got == {
         "ty-tibet-traveller": ("assign", "red", "red", "TY0820-R2-tibet"),
-        "ty-hainan-traveller": ("monitor", "green", "blue", "TY0820-R4-hainan"),
+        "ty-hainan-traveller": ("mark", "green", "blue", "TY0820-R4-hainan"),
         "ty-medium-traveller": ("assign", "yellow", "yellow", "TY0820-R3-medium"),
         "ty-high-traveller": ("assign", "red", "red", "TY0820-R1-high"),
         "ty-beijing-traveller": ("monitor", "green", None, "TY0820-R5-outside-province"),
