@@ -82,14 +82,8 @@ class Register:
 
     # -- queries -------------------------------------------------------------------
     def level_at(self, area: str, at: int) -> str | None:
-        times = self._times.get(area)
-        if not times:
-            return None
-        index = bisect.bisect_right(times, at)
-        if index == 0:
-            return None
-        level = self._entries[area][index - 1][2]
-        return None if level == "lifted" else level
+        found = self.designation_at(area, at)
+        return found[0] if found is not None else None
 
     def designation_at(self, area: str, at: int) -> tuple[str, str] | None:
         """(level, update id) in force for exactly this code, for `caused_by` lists."""
