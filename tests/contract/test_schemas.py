@@ -60,6 +60,7 @@ TOPICS: dict[str, tuple[str, bool, int, bool, str, str]] = {
         "contact-notice",
     ),
     "checkpoint.operator-commands": ("person", False, 4, False, "input", "operator-command"),
+    "checkpoint.policies": ("id", True, 1, False, "input", "policy-document"),
     "checkpoint.code-changes": ("person", False, 4, False, "output", "code-change"),
     "checkpoint.alerts": ("person|subject", False, 4, False, "output", "alert"),
     "checkpoint.dead-letters": ("source.topic", False, 4, False, "output", "dead-letter"),
