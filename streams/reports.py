@@ -246,6 +246,16 @@ class ReportTally:
         self.person_areas.update(other.person_areas)
         self.unattributed += other.unattributed
 
+    def drain_parts(self) -> list[tuple[str, dict[str, Any]]]:
+        """Hand over the counts gathered so far as (`area:date`, counts) parts and forget
+        them (the attribution memory stays). With several workers each counts only the
+        persons it owns: a worker sends its parts keyed `area:date`, so that the worker
+        owning that key adds them up (`merge_part`) and files the report."""
+        parts = [(f"{area}:{format_date(day)}", counts.to_json())
+                 for (area, day), counts in sorted(self.cells.items())]
+        self.cells.clear()
+        return parts
+
     def prune(self, before_day: int) -> None:
         """Forget the counts of days before `before_day` (bounded memory when live)."""
         for key in [k for k in self.cells if k[1] < before_day]:
@@ -293,6 +303,22 @@ class ReportTally:
         tally.person_areas.update({p: (a, parse_date(d)) for p, (a, d) in places.items()})
         tally.unattributed = int(data.get("unattributed", 0))
         return tally
+
+
+def merge_part(total: Mapping[str, Any] | None, part: Mapping[str, Any]) -> dict[str, Any]:
+    """Add one part (`ReportTally.drain_parts`) to a running total (None: nothing yet)."""
+    merged = AreaDay.from_json(total) if total else AreaDay()
+    merged.add(AreaDay.from_json(part))
+    return merged.to_json()
+
+
+def report_from_part(key: str, counts: Mapping[str, Any] | None, generated_at: int) -> dict[str, Any]:
+    """The report message for `area:date` from its merged counts (None: a zero report)."""
+    area, date = key.split(":", 1)
+    tally = ReportTally()
+    if counts:
+        tally.cells[(area, parse_date(date))] = AreaDay.from_json(counts)
+    return tally.report(area, parse_date(date), generated_at)
 
 
 # -------------------------------------------------------------------------- the clock

@@ -12,7 +12,9 @@ from streams.reports import (
     ReportTally,
     counties_within,
     due_days,
+    merge_part,
     report_areas,
+    report_from_part,
     report_instant,
     report_messages,
     tally_replay,
@@ -136,3 +138,23 @@ def test_due_days_at_the_local_report_time(now, last, due):
 def test_report_time_must_be_hh_mm():
     with pytest.raises(ValueError, match="not HH:MM"):
         due_days(0, None, "25:00")
+
+
+def test_partial_counts_of_several_workers_add_up_to_the_report():
+    """Each worker counts the persons it owns; parts keyed area:date add up to one report."""
+    with open(SCENARIOS / "pingyao.jsonl", "rb") as handle:
+        records, _ = read_recording(handle)
+    whole, _ = tally_replay(records, BOOK)
+    first, second = ReportTally(), ReportTally()
+    for number, record in enumerate(records):  # two "workers", half of the scans each
+        if "scans" in record.topic:
+            (first if number % 2 else second).arrival(record.value)
+    totals: dict[str, dict] = {}
+    for worker in (first, second):
+        for key, part in worker.drain_parts():
+            totals[key] = merge_part(totals.get(key), part)
+        assert worker.cells == {}
+    day = parse_date("2022-08-18")
+    assert report_from_part("140728:2022-08-18", totals["140728:2022-08-18"], 0)["arrivals"] == \
+        whole.report("140728", day, 0)["arrivals"]
+    assert report_from_part("140702:2022-08-18", None, 0) == whole.report("140702", day, 0)
