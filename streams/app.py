@@ -163,6 +163,11 @@ def _observe(kind: str, event: dict[str, Any], stream: str, sent_at: int) -> Non
         metrics.CODE_CHANGES.labels(outcome, event["from"], event["to"], event["rule"]).inc()
     else:
         metrics.ALERTS.labels(outcome, event["severity"]).inc()
+    log.info(kind.replace("_", " "), extra={
+        "output_id": event["id"], "kind": outcome, "input_id": (event.get("caused_by") or [None])[0],
+        "caused_by": event.get("caused_by"), "stream": stream, "latency_seconds": round(latency, 3),
+        **({"from": event["from"], "to": event["to"], "rule": event["rule"]} if kind == "code_change"
+           else {"severity": event["severity"]})})
 
 
 async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any]) -> Awaitable[Any]:
@@ -439,12 +444,15 @@ async def release_timer() -> None:
             if due < now - 2 * S.timer_interval * 1000:
                 overdue += 1
         metrics.OVERDUE_RELEASES.set(overdue)
+        if overdue and S.clock == "wall":  # in stream mode event time jumps: late by design
+            log.error("overdue releases", extra={"overdue": overdue, "timer_interval": S.timer_interval})
         for due in due_people.values():
             metrics.RELEASE_DELAY.observe(max(now - due, 0) / 1000)
         if due_people:
             await apply([(p, TICK, {}, "timer") for p in sorted(due_people)], [])
         metrics.PENDING_RELEASES.set(len(rt.heap))
         metrics.VISITOR_INDEX.set(len(rt.index))
+        metrics.RELEASE_TIMER_LAST_RUN.set_to_current_time()
 
 
 @app.timer(interval=3600.0)

@@ -51,3 +51,9 @@ POLICY_IN_FORCE = Gauge("checkpoint_policy_in_force_info",
                         ["jurisdiction", "policy", "version"])
 CONSUMER_LAG = Gauge("checkpoint_consumer_lag_messages", "End offset minus committed offset",
                      ["topic", "partition"])
+LAG_SAMPLE_ERRORS = Counter("checkpoint_consumer_lag_sample_errors_total",
+                            "Consumer-lag samples that failed (broker unreachable, coordinator moving)")
+RELEASE_TIMER_LAST_RUN = Gauge(
+    "checkpoint_release_timer_last_run_timestamp_seconds",
+    "Wall-clock time the release timer last ran to completion (a stalled timer means late releases)",
+)
