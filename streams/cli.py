@@ -424,7 +424,7 @@ def _check_broker(bootstrap: str, timeout: float = 3.0) -> None:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
                 return
         except ValueError:
             fail(f"--broker {server!r} is not host:port", EXIT_USAGE)
@@ -966,7 +966,10 @@ def _list_published(broker: str, now: int, as_json: bool) -> None:
                 consumer.assign(parts)
                 consumer.seek_to_beginning(*parts)
                 end = consumer.end_offsets(parts)
+                deadline = time.monotonic() + 60
                 while any(consumer.position(tp) < end[tp] for tp in parts):
+                    if time.monotonic() > deadline:
+                        fail(f"{POLICIES_TOPIC} at {broker} did not deliver its records within 60 s")
                     for messages in consumer.poll(timeout_ms=1000).values():
                         for message in messages:
                             try:

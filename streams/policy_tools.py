@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from . import contracts
+from . import contracts, topics
 from .engine.policy import (
     COLOUR_RANK,
     MARK_RANK,
@@ -41,11 +41,10 @@ from .engine.policy import (
     _schema_validator,
 )
 from .engine.timeutil import format_ts, parse_ts
-from .topics import PREFIX
 
-#: The compacted topic of published policies (key: policy id). `streams.topics` will name
-#: it too; until then it is derived here from the same prefix.
-POLICIES_TOPIC = PREFIX + "checkpoint.policies"
+#: The compacted topic of published policies (key: policy id), with the deployment's
+#: topic prefix (`streams.topics.POLICIES` once that module names it).
+POLICIES_TOPIC: str = getattr(topics, "POLICIES", topics.PREFIX + "checkpoint.policies")
 DOCUMENT_SCHEMA = "policy-document"
 #: code-change kinds that start a control (a blue mark is a `mark` event)
 CONTROL_STARTS = frozenset({"assign", "monitor", "mark"})
