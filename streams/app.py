@@ -119,6 +119,8 @@ class Runtime:
         self.register = Register()
         self.index = VisitorIndex()
         self.heap: list[tuple[int, str]] = []
+        #: person -> colours of their active controls (gauges without decoding every state)
+        self.colours: dict[str, tuple[str, ...]] = {}
         self.lock = asyncio.Lock()
         self.register_ready = asyncio.Event()
         self.stream_time = 0
@@ -219,6 +221,7 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
     for person, state in changed.items():
         persons[person] = orjson.dumps(state)
         rt.index.add(state)
+        rt.colours[person] = tuple(c.colour for c in state.controls)
         due = state.next_due()
         previous = due_index.get(person)
         if due is None:
@@ -414,10 +417,13 @@ async def _rebuild_indexes() -> None:
     async with rt.lock:
         mine = rt.assigned()
         rt.index = VisitorIndex()
+        rt.colours = {}
         rt.heap = []
         for person, raw in list(persons.items()):
             if raw and partition_of(person) in mine:
-                rt.index.add(PersonState.from_json(orjson.loads(raw)))
+                state = PersonState.from_json(orjson.loads(raw))
+                rt.index.add(state)
+                rt.colours[person] = tuple(c.colour for c in state.controls)
         for person, due in list(due_index.items()):
             if due and partition_of(person) in mine:
                 rt.heap.append((int(due), person))
@@ -464,21 +470,18 @@ async def expire_index() -> None:
 
 @app.timer(interval=10.0)
 async def state_gauges() -> None:
-    mine = rt.assigned()
+    """Persons and active controls owned here, from the per-person summary kept by apply()."""
     counts = {"red": 0, "yellow": 0, "green": 0}
-    people = 0
-    for person, raw in list(persons.items()):
-        if raw and partition_of(person) in mine:
-            people += 1
-            for control in orjson.loads(raw)["controls"]:
-                counts[control["colour"]] += 1
+    for colours in rt.colours.values():
+        for colour in colours:
+            counts[colour] += 1
+    people = len(rt.colours)
     metrics.PERSONS.set(people)
     for colour, count in counts.items():
         metrics.ACTIVE_CONTROLS.labels(colour).set(count)
-    now = now_ms()
     metrics.POLICY_IN_FORCE.clear()
     for policy in rt.policies.policies:
-        if rt.policies.in_force(policy.jurisdiction, now) is policy:
+        if rt.policies.in_force(policy.jurisdiction, rt.clock()) is policy:
             metrics.POLICY_IN_FORCE.labels(policy.jurisdiction, policy.id, str(policy.version)).set(1)
 
 
