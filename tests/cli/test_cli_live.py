@@ -81,3 +81,77 @@ def test_status_and_areas_from_a_live_worker(taiyuan_worker):
     assert missing.returncode == 3 and "no person nobody-at-all" in one_line_error(missing)
     areas = json.loads(cli("areas", "--worker", url, "--json").stdout)
     assert {(a["area"], a["level"]) for a in areas["areas"]} == {("460204", "high"), ("610113", "medium")}
+
+
+# ------------------------------------------------ C8: a published policy takes over live
+WIRED = "apply_publication" in (Path(__file__).resolve().parents[2] / "streams" / "app.py").read_text()
+
+
+def _scan(scan_id: str, person: str, at: int) -> dict:
+    from streams.engine.timeutil import format_date, format_ts, local_day
+
+    return {"topic": "checkpoint.scans.station", "key": person, "value": {
+        "id": scan_id, "person": person, "event_time": format_ts(at),
+        "checkpoint": {"id": "TY-SOUTH", "kind": "station", "area": "140105"},
+        "travel": [{"area": "610113", "date": format_date(local_day(at) - 1)}]}}
+
+
+def _wait_for(read, predicate, timeout: float = 60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in read() if predicate(r)]
+        if found:
+            return found
+        time.sleep(1.0)
+    raise AssertionError("not seen in time")
+
+
+@pytest.mark.skipif(not WIRED, reason="streams/app.py does not consume checkpoint.policies yet")
+def test_a_published_policy_takes_over_at_its_valid_from_without_restart(ns, tmp_path):
+    """Given a worker on the wall clock and a medium-risk Xi'an, When a stricter Taiyuan
+    policy is published to start in a few seconds, Then a scan before that instant is
+    decided by the old policy and a scan after it by the new one, and the in-force metric
+    names the new policy, all without a restart."""
+    import time
+    import urllib.request
+
+    from streams.engine.timeutil import format_ts
+
+    now = int(time.time() * 1000)
+    switch = now + 20_000
+    text = STRICTER_MEDIUM.read_text(encoding="utf-8")
+    policy = tmp_path / "taiyuan-live-switch.yaml"
+    policy.write_text(text.replace("id: taiyuan-2022-09-01", "id: taiyuan-live-switch")
+                      .replace('valid_from: "2022-09-01T00:00:00+08:00"', f'valid_from: "{format_ts(switch)}"'),
+                      encoding="utf-8")
+    worker = Worker(ns, tmp_path, clock="wall").start()
+    try:
+        ns.produce([{"topic": "checkpoint.risk-areas", "key": "610113", "value": {
+            "id": "ra-610113-live", "area": "610113", "level": "medium",
+            "effective_at": format_ts(now - 3 * 86_400_000), "event_time": format_ts(now - 3 * 86_400_000)}}])
+        published = cli("policy", "publish", policy, "--by", "test", env=env_of(ns))
+        assert published.returncode == 0, published.stderr
+        ns.produce([_scan("st-live-before", "live-before-switch", int(time.time() * 1000))])
+
+        def changes():
+            return [r["value"] for r in ns.read(["checkpoint.code-changes"])]
+
+        (before,) = _wait_for(changes, lambda v: v["person"] == "live-before-switch")
+        assert (before["policy"]["id"], before["to"]) == ("taiyuan-2022-08-20", "yellow")
+        time.sleep(max(0.0, (switch - time.time() * 1000) / 1000) + 1)
+        ns.produce([_scan("st-live-after", "live-after-switch", int(time.time() * 1000))])
+        (after,) = _wait_for(changes, lambda v: v["person"] == "live-after-switch")
+        assert (after["policy"]["id"], after["rule"], after["to"]) == (
+            "taiyuan-live-switch", "TY0901-R3-medium", "red")
+
+        def metric():
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as response:
+                return [line for line in response.read().decode().splitlines()
+                        if line.startswith("checkpoint_policy_in_force_info") and 'jurisdiction="1401"' in line]
+
+        lines = _wait_for(metric, lambda line: 'policy="taiyuan-live-switch"' in line and line.endswith(" 1.0"))
+        assert lines
+    finally:
+        worker.stop()
