@@ -56,9 +56,11 @@ from .engine import (
     trip_key,
 )
 from .engine.evaluate import digest
-from .engine.policy import POLICY_DIR
-from .engine.timeutil import format_ts, local_day, parse_ts
+from .engine.policy import POLICY_DIR, PolicyError
+from .engine.timeutil import format_date, format_ts, local_day, parse_ts
 from .observability import install as install_observability
+from .policy_tools import apply_publication
+from .reports import ReportTally, due_days, merge_part, report_areas, report_from_part
 from .settings import settings
 from .stores import register as register_keyed_rocksdb
 
@@ -104,11 +106,16 @@ code_changes = _topic(T.CODE_CHANGES)
 alerts = _topic(T.ALERTS)
 dead_letters = _topic(T.DEAD_LETTERS)
 exposures = _topic(T.EXPOSURES)
+reports_topic = _topic(T.REPORTS)
+report_parts = _topic(T.REPORT_PARTS)
 
 persons = app.Table("persons", key_type=str, value_type=bytes,
                     partitions=S.partitions, use_partitioner=True)
 due_index = app.Table("due-index", key_type=str, value_type=bytes,
                       partitions=S.partitions, use_partitioner=True)
+# area:date -> {"counts": merged report counts, "parts": ids of the parts already added}
+report_counts = app.Table("report-counts", key_type=str, value_type=bytes,
+                          partitions=S.partitions, use_partitioner=True)
 
 
 class Runtime:
@@ -122,6 +129,9 @@ class Runtime:
         #: person -> colours of their active controls (gauges without decoding every state)
         self.colours: dict[str, tuple[str, ...]] = {}
         self.lock = asyncio.Lock()
+        self.reports = ReportTally()
+        self.last_report_day: int | None = None
+        self.report_queue: list[int] = []
         self.register_ready = asyncio.Event()
         self.stream_time = 0
         streaming = S.clock == "stream"
@@ -215,6 +225,10 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
         changed[person] = outcome.state
         if kind != TICK:
             metrics.INPUTS.labels(stream, outcome.status).inc()
+        if kind == SCAN:
+            rt.reports.arrival(value, outcome.status)
+        rt.reports.observe(outcome.events, person_area=_arrival_area(outcome.state),
+                           cause=None if kind == TICK else value, book=rt.policies)
         await _emit(outcome.events, stream, pending)
     if pending:
         await asyncio.gather(*pending)
@@ -231,6 +245,12 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
             if previous is None or int(previous) != due:
                 due_index[person] = str(due).encode()
             heapq.heappush(rt.heap, (due, person))
+
+
+def _arrival_area(state: PersonState) -> Any:
+    """For reports: where a person's events count (their latest arrival checkpoint)."""
+    area: str | None = (state.arrival or {}).get("area")
+    return lambda _person: area
 
 
 def _decode(topic: str, message: Any) -> dict[str, Any]:
@@ -269,11 +289,15 @@ async def _route(topic: str, value: dict[str, Any], label: str,
         if value["kind"] != "exposed_trip":
             return [(value["person"], NOTICE, value, label)]
         pending.append(await _send(exposures, trip_key(value["trip"]), value))
-        await _emit(exposure_alert(value, Context(rt.register, rt.policies, now_ms())), label, pending)
+        alert = exposure_alert(value, Context(rt.register, rt.policies, now_ms()))
+        rt.reports.observe(alert, cause=value, book=rt.policies)
+        await _emit(alert, label, pending)
         metrics.INPUTS.labels(label, "applied").inc()
         return []
     if topic == T.PCR_RESULTS:
-        await _emit(pool_alert(value, Context(rt.register, rt.policies, now_ms())), label, pending)
+        alert = pool_alert(value, Context(rt.register, rt.policies, now_ms()))
+        rt.reports.observe(alert, cause=value, book=rt.policies)
+        await _emit(alert, label, pending)
         for person, result in split_result(value):
             pending.append(await _send(person_work, person, _work("result", person, result, [value["id"]])))
         metrics.INPUTS.labels(label, "applied").inc()
@@ -354,7 +378,7 @@ async def register_feed() -> None:
     try:
         # aiokafka's public topics() does not keep the metadata it fetched; ask the client.
         cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(topic, p) for topic in (T.RISK_AREAS, T.EXPOSURES)
+        parts = [TopicPartition(topic, p) for topic in (T.POLICIES, T.RISK_AREAS, T.EXPOSURES)
                  for p in sorted(cluster.partitions_for_topic(topic) or ())]
         if not parts:
             raise RuntimeError(f"topics {T.RISK_AREAS} and {T.EXPOSURES} are missing: "
@@ -367,6 +391,9 @@ async def register_feed() -> None:
             async with rt.lock:
                 for tp, messages in batch.items():
                     for message in messages:
+                        if tp.topic == T.POLICIES:
+                            _policy_message(message.key, message.value)
+                            continue
                         await _register_message(tp.topic, message.value,
                                                 fan_out=rt.register_ready.is_set())
             if not rt.register_ready.is_set():
@@ -378,6 +405,18 @@ async def register_feed() -> None:
             metrics.REGISTER_AREAS.set(len(rt.register))
     finally:
         await consumer.stop()
+
+
+def _policy_message(key: bytes | None, raw: bytes | None) -> None:
+    """A published policy joins the book; a future valid_from takes over at that instant."""
+    try:
+        rt.policies, added = apply_publication(rt.policies, raw, key)
+    except PolicyError as exc:
+        log.warning("published policy refused", extra={"reason": str(exc)})
+        return
+    if added is not None:
+        log.info("policy published", extra={"policy": added.id, "version": added.version,
+                                            "valid_from": format_ts(added.valid_from)})
 
 
 async def _register_message(topic: str, raw: bytes | None, *, fan_out: bool) -> None:
@@ -483,6 +522,67 @@ async def state_gauges() -> None:
     for policy in rt.policies.policies:
         if rt.policies.in_force(policy.jurisdiction, rt.clock()) is policy:
             metrics.POLICY_IN_FORCE.labels(policy.jurisdiction, policy.id, str(policy.version)).set(1)
+
+
+# ------------------------------------------------------------------------ daily reports
+@app.timer(interval=S.report_interval)
+async def daily_reports() -> None:
+    """Flush this worker's counts to their owners, then file every report that is due.
+
+    Each worker counts only the persons it owns; parts keyed `area:date` meet on the one
+    worker owning that key, which adds them up (report_part_agent) and sends the report
+    of that area and day, zeros included, at the configured local time the next day.
+    """
+    if not rt.register_ready.is_set():
+        return
+    async with rt.lock:
+        pending = []
+        for key, counts in rt.reports.drain_parts():
+            area, date = key.split(":", 1)
+            part = {"id": "rp-" + digest(key, time.time_ns(), id(rt)), "area": area, "date": date,
+                    "counts": counts}
+            pending.append(await _send(report_parts, key, part))
+        if pending:
+            await asyncio.gather(*pending)
+        now = rt.clock()
+        if now == 0:
+            return  # stream clock before the first event: no day has ended yet
+        # File the days that fell due at the previous tick: their last parts, flushed by
+        # every worker since, have been merged by now.
+        to_file, rt.report_queue = rt.report_queue, due_days(now, rt.last_report_day, S.report_time)
+        if rt.report_queue:
+            rt.last_report_day = rt.report_queue[-1]
+        mine = rt.assigned()
+        for day in to_file:
+            date = format_date(day)
+            areas = set(report_areas(rt.policies, S.report_areas))
+            areas.update(key.split(":", 1)[0] for key in list(report_counts.keys())
+                         if key.endswith(":" + date))
+            sent = []
+            for area in sorted(areas):
+                key = f"{area}:{date}"
+                if partition_of(key) not in mine:
+                    continue
+                raw = report_counts.get(key)
+                report = report_from_part(key, orjson.loads(raw)["counts"] if raw else None, now_ms())
+                sent.append(await _send(reports_topic, key, report))
+            if sent:
+                await asyncio.gather(*sent)
+            rt.reports.prune(day - 8)
+
+
+@app.agent(report_parts)
+async def report_part_agent(stream: Any) -> None:
+    async for event in stream.events():
+        part = orjson.loads(event.message.value)
+        key = f"{part['area']}:{part['date']}"
+        raw = report_counts.get(key)
+        current = orjson.loads(raw) if raw else {"counts": None, "parts": []}
+        if part["id"] in current["parts"]:
+            continue  # a redelivered part: counted once
+        current["counts"] = merge_part(current["counts"], part["counts"])
+        current["parts"] = [*current["parts"], part["id"]][-500:]
+        report_counts[key] = orjson.dumps(current)
 
 
 # ------------------------------------------------------------------------ web views

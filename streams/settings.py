@@ -37,6 +37,13 @@ class Settings:
     #: time seen, so that a recording replayed through the live pipeline (a backfill, a
     #: test) decides exactly as the offline replay does.
     clock: str = field(default_factory=lambda: _env("CHECKPOINT_CLOCK", "wall"))
+    #: counties (or cities/provinces, expanded to counties) that file a daily report, zeros
+    #: included; empty: every county of the loaded policies' jurisdictions
+    report_areas: str = field(default_factory=lambda: _env("CHECKPOINT_REPORT_AREAS", ""))
+    #: local time (HH:MM, Asia/Shanghai) at which the previous day's reports are sent
+    report_time: str = field(default_factory=lambda: _env("CHECKPOINT_REPORT_TIME", "00:05"))
+    #: how often report counts are flushed to their owners, and report deadlines checked (s)
+    report_interval: float = field(default_factory=lambda: float(_env("CHECKPOINT_REPORT_INTERVAL", "30")))
     log_level: str = field(default_factory=lambda: _env("CHECKPOINT_LOG_LEVEL", "info"))
 
 

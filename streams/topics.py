@@ -19,6 +19,8 @@ CODE_CHANGES = PREFIX + "checkpoint.code-changes"
 ALERTS = PREFIX + "checkpoint.alerts"
 DEAD_LETTERS = PREFIX + "checkpoint.dead-letters"
 REPORTS = PREFIX + "checkpoint.reports"
+POLICIES = PREFIX + "checkpoint.policies"
+REPORT_PARTS = PREFIX + "checkpoint.internal.report-parts"
 PERSON_WORK = PREFIX + "checkpoint.internal.person-work"
 EXPOSURES = PREFIX + "checkpoint.internal.exposures"
 
