@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,21 +42,4 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-# ------------------------------------------------------------ a real broker (opt-in)
-BROKER_PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092"))
-
-
-@pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """The local KRaft broker on CHECKPOINT_TEST_KAFKA_PORT; started (and stopped) here only
-    when it is not already running, so a broker somebody else started is left alone."""
-    env = {**os.environ, "KAFKA_PORT": str(BROKER_PORT), "KAFKA_CONTROLLER_PORT": str(BROKER_PORT + 1)}
-    script = ["bash", str(REPO / "deploy" / "broker.sh")]
-    running = subprocess.run([*script, "status"], env=env, capture_output=True).returncode == 0
-    if not running:
-        subprocess.run([*script, "start"], env=env, check=True)
-    try:
-        yield f"127.0.0.1:{BROKER_PORT}"
-    finally:
-        if not running:
-            subprocess.run([*script, "stop"], env=env, check=False)
+# The real broker: the session-wide `broker` fixture in tests/conftest.py.

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import REPO, Namespace, Worker
-
-PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092"))
+from tests.integration.harness import Namespace, Worker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """A fresh single-node KRaft broker for the whole test session."""
-    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_CONTROLLER_PORT": str(PORT + 1),
-           "KAFKA_FRESH": "1"}
-    subprocess.run(["bash", str(REPO / "deploy" / "broker.sh"), "start"], env=env, check=True)
-    try:
-        yield f"127.0.0.1:{PORT}"
-    finally:
-        subprocess.run(["bash", str(REPO / "deploy" / "broker.sh"), "stop"], env=env, check=False)
 
 
 @pytest.fixture

@@ -6,16 +6,9 @@ installs; a test that needs one fails (never skips) when it is missing.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from collections.abc import Iterator
 
 import pytest
-
-from tests.integration.harness import REPO
-
-PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092"))
 
 
 def tool(name: str, package: str) -> str:
@@ -40,19 +33,3 @@ def prometheus_bin() -> str:
 @pytest.fixture(scope="session")
 def docker_compose() -> str:
     return tool("docker-compose", "docker-compose")
-
-
-@pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """The same real broker as tests/integration (same port): reused when it already runs
-    (tests/integration started it in this session), else started fresh and stopped after."""
-    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_CONTROLLER_PORT": str(PORT + 1)}
-    script = ["bash", str(REPO / "deploy" / "broker.sh")]
-    running = subprocess.run([*script, "status"], env=env, capture_output=True).returncode == 0
-    if not running:
-        subprocess.run([*script, "start"], env={**env, "KAFKA_FRESH": "1"}, check=True)
-    try:
-        yield f"127.0.0.1:{PORT}"
-    finally:
-        if not running:
-            subprocess.run([*script, "stop"], env=env, check=False)

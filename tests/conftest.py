@@ -1,0 +1,26 @@
+"""Session-wide fixtures: one real Kafka broker (deploy/broker.sh) for every suite that
+needs one (the chaos suite runs its own, since it stops and restarts it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092"))
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """A fresh single-node KRaft broker on 127.0.0.1 for the whole test session."""
+    env = {**os.environ, "KAFKA_PORT": str(PORT), "KAFKA_CONTROLLER_PORT": str(PORT + 1),
+           "KAFKA_FRESH": "1"}
+    subprocess.run(["bash", str(REPO / "deploy" / "broker.sh"), "start"], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{PORT}"
+    finally:
+        subprocess.run(["bash", str(REPO / "deploy" / "broker.sh"), "stop"], env=env, check=False)
