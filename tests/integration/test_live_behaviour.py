@@ -176,5 +176,6 @@ rules:
     assert (event["rule"], event["from"], event["to"]) == ("TEST-R1-one-day", "yellow", "green")
     assert parse_ts(event["event_time"]) == arrival + 86_400_000
     late = parse_ts(event["emitted_at"]) - parse_ts(event["event_time"])
-    # fired by the 1 s timer: at most one interval late, plus scheduling slack on 2 busy cores
-    assert 0 <= late <= 1_000 + 3_000, late
+    # fired by the 1 s timer: one interval late at most, plus slack for 2 cores shared with a
+    # broker and the test itself (the worker reports the exact delay as a metric)
+    assert 0 <= late <= 1_000 + 5_000, late
