@@ -178,7 +178,8 @@ class Replay:
         self.tally.inputs += 1
         self.advance_to(record.event_time)
         try:
-            value = codec.check(record.topic, record.value, self.clock, self.limits)
+            value = codec.check(record.topic, record.value, self.clock, self.limits,
+                                parsed_from=record.raw or None)
         except codec.Rejected as rejected:
             self.tally.dead_letters += 1
             letter = codec.dead_letter(

@@ -1,0 +1,590 @@
+"""The benchmark: one command, one run, everything side by side on the real local broker.
+
+    python -m bench.run --broker 127.0.0.1:42092            # full run (~15-25 min here)
+    python -m bench.run --broker 127.0.0.1:42092 --quick    # small run (< ~3 min)
+
+Start a broker first (deploy/broker.sh start; KAFKA_PORT picks its port). Sections,
+each in its own topic namespace (prefix) on that broker:
+
+1. engine     the pure engine alone (no Kafka): scan decisions/s through `process`, and
+              the offline replay (input gate + engine + fan-out) in records/s;
+2. ceiling    a bare aiokafka consume -> orjson decode -> produce loop (bench/ceiling.py)
+              over a preloaded backlog of the synthetic load;
+3. pipeline   the same backlog through 1, then 2 real `checkpoint-streams worker`
+              processes (CHECKPOINT_CLOCK=wall);
+4. latency    1 worker fed at 25 / 50 / 80 % of the measured 1-worker scan rate, paced by
+              event time: p50 / p99 / p99.9 of input event time -> output received;
+5. retro      N recent visitors of one area, then the area raised to high: time from
+              sending the upgrade to receiving the last visitor's code change.
+
+Throughput is measured the same way for the ceiling and the pipeline: records in the
+backlog divided by the span between the first and the last output's Kafka timestamp
+(the producer's send time). Results go to bench/results/<timestamp>.json and .md; the
+ratios (pipeline / ceiling, 2 workers / 1 worker) are the headline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the integration harness (tests/) drives the real workers
+
+from streams.engine.timeutil import format_ts, parse_ts  # noqa: E402
+from streams.load import LoadConfig, generate, produce, upgrade, visitors  # noqa: E402
+from tests.integration.harness import CONSUMED, Namespace, Worker  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+SCANS = ("checkpoint.scans.station", "checkpoint.scans.highway")
+OUTPUTS = ("checkpoint.code-changes", "checkpoint.alerts", "checkpoint.dead-letters")
+
+
+@dataclass(frozen=True)
+class Plan:
+    engine_scans: int
+    backlog_scans: int
+    latency_seconds: float
+    fractions: tuple[float, ...]
+    retro: tuple[int, ...]
+
+
+QUICK = Plan(engine_scans=2_000, backlog_scans=6_000, latency_seconds=8,
+             fractions=(0.25, 0.5, 0.8), retro=(10_000,))
+FULL = Plan(engine_scans=20_000, backlog_scans=40_000, latency_seconds=30,
+            fractions=(0.25, 0.5, 0.8), retro=(10_000, 100_000))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1))]
+
+
+# ---------------------------------------------------------------------- kafka helpers
+class Probe:
+    """Long-lived kafka-python clients for lag polling (cheap enough to poll each second)."""
+
+    def __init__(self, ns: Namespace) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        self.ns = ns
+        self.admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+        self.consumer = KafkaConsumer(bootstrap_servers=ns.bootstrap)
+
+    def lag(self, topics: Iterable[str] = CONSUMED) -> int:
+        from kafka import TopicPartition
+
+        parts = [TopicPartition(self.ns.topic(t), p) for t in topics
+                 for p in self.consumer.partitions_for_topic(self.ns.topic(t)) or ()]
+        ends = self.consumer.end_offsets(parts)
+        committed = self.admin.list_group_offsets({self.ns.app_id: None}).get(self.ns.app_id, {})
+        total = 0
+        for tp in parts:
+            done = committed.get(tp)
+            total += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+        return int(total)
+
+    def wait_idle(self, timeout: float, poll: float = 1.0, quiet: int = 2) -> float:
+        """Until the group's lag is 0 on `quiet` polls in a row; returns the seconds waited."""
+        started = time.monotonic()
+        zero = 0
+        while time.monotonic() - started < timeout:
+            if self.lag() == 0:
+                zero += 1
+                if zero >= quiet:
+                    return time.monotonic() - started
+            else:
+                zero = 0
+            time.sleep(poll)
+        raise TimeoutError(f"still behind after {timeout:.0f} s (lag {self.lag()})")
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+def drop_namespace(ns: Namespace) -> None:
+    """Delete the namespace's topics (and the workers' changelogs) from our broker."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith((ns.prefix, ns.app_id))]
+        if mine:
+            admin.delete_topics(mine)
+    except Exception as exc:  # best effort: a leftover topic costs disk, not correctness
+        log(f"could not delete topics of {ns.prefix}: {exc}")
+    finally:
+        admin.close()
+
+
+async def read_outputs(broker: str, topics: list[str], *, from_end: bool = False,
+                       until: Callable[[list[tuple[str, int, int, bytes]]], bool] | None = None,
+                       idle_seconds: float = 3.0, timeout: float = 600.0,
+                       started: asyncio.Event | None = None) -> list[tuple[str, int, int, bytes]]:
+    """(topic, kafka timestamp ms, receive time ms, value) of output messages.
+
+    from_end=False: everything now on the topics, then stop. from_end=True: only new
+    messages, until `until(messages)` holds or nothing arrives for `idle_seconds` after
+    the first message (or `timeout`)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
+                                group_id=None, fetch_max_wait_ms=50)
+    await consumer.start()
+    out: list[tuple[str, int, int, bytes]] = []
+    try:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in sorted(consumer.partitions_for_topic(t)
+                                 or await _partitions(consumer, t))]
+        consumer.assign(parts)
+        if from_end:
+            await consumer.seek_to_end(*parts)
+            for tp in parts:
+                await consumer.position(tp)
+            end = None
+        else:
+            await consumer.seek_to_beginning(*parts)
+            end = await consumer.end_offsets(parts)
+        if started is not None:
+            started.set()
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            if end is not None and all([await consumer.position(tp) >= end[tp] for tp in parts]):
+                break
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            received = now_ms()
+            for tp, messages in batch.items():
+                out.extend((tp.topic, m.timestamp, received, m.value) for m in messages)
+            if batch:
+                last = time.monotonic()
+                if until is not None and until(out):
+                    break
+            elif from_end and out and time.monotonic() - last > idle_seconds:
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())
+
+
+def preload(ns: Namespace, records: list[dict[str, Any]]) -> float:
+    started = time.monotonic()
+    asyncio.run(produce(records, ns.bootstrap, prefix=ns.prefix))
+    return time.monotonic() - started
+
+
+# -------------------------------------------------------------------------- sections
+def section_engine(plan: Plan, seed: int) -> dict[str, Any]:
+    """The pure engine (process() per scan) and the whole offline replay, no Kafka."""
+    from streams import codec
+    from streams.engine import SCAN, Context, Register, load_policy_dir, process
+    from streams.replay import Replay, read_recording
+
+    records = list(generate(LoadConfig(seed=seed, scans=plan.engine_scans, end=now_ms())))
+    policies = load_policy_dir()
+    register = Register()
+    scans = []
+    for record in records:
+        if record["topic"] == "checkpoint.risk-areas":
+            register.apply_update(record["value"])
+        elif record["topic"] in SCANS:
+            scans.append(record["value"])
+    states: dict[str, Any] = {}
+    started = time.perf_counter()
+    for value in scans:
+        person = value["person"]
+        outcome = process(states.get(person), person, SCAN, value,
+                          Context(register, policies, parse_ts(value["event_time"])))
+        states[person] = outcome.state
+    engine_seconds = time.perf_counter() - started
+
+    limits = codec.Limits(None, None)
+    started = time.perf_counter()
+    for record in records:
+        codec.check(record["topic"], record["value"], 0, limits)
+    check_seconds = time.perf_counter() - started
+
+    parsed, dead = read_recording(orjson.dumps(r) for r in records)
+    replay = Replay(policies)
+    decisions = 0
+    person = replay._person
+
+    def counted(*args: Any) -> str:
+        nonlocal decisions
+        decisions += 1
+        return person(*args)
+
+    replay._person = counted  # type: ignore[method-assign]
+    started = time.perf_counter()
+    replay.run(parsed)
+    replay_seconds = time.perf_counter() - started
+    return {
+        "scans": len(scans), "records": len(records), "dead_letters": len(dead),
+        "engine_scan_decisions_per_second": len(scans) / engine_seconds,
+        "check_records_per_second": len(records) / check_seconds,
+        "replay_records_per_second": len(records) / replay_seconds,
+        "replay_decisions_per_second": decisions / replay_seconds,
+        "replay_decisions": decisions,
+    }
+
+
+def _throughput(ns: Namespace, records: list[dict[str, Any]]) -> dict[str, Any]:
+    outputs = asyncio.run(read_outputs(ns.bootstrap, [ns.topic(t) for t in OUTPUTS]))
+    stamps = [stamp for _, stamp, _, _ in outputs]
+    first, last = min(stamps), max(stamps)
+    seconds = max((last - first) / 1000, 1e-3)
+    scans = sum(r["topic"] in SCANS for r in records)
+    by_topic: dict[str, int] = {}
+    for topic, *_ in outputs:
+        name = topic[len(ns.prefix):]
+        by_topic[name] = by_topic.get(name, 0) + 1
+    return {"records": len(records), "scans": scans, "seconds": seconds,
+            "records_per_second": len(records) / seconds, "scans_per_second": scans / seconds,
+            "outputs": by_topic}
+
+
+def section_ceiling(broker: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    ns = Namespace(broker)
+    try:
+        preload(ns, records)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.ceiling", "--broker", broker, "--prefix", ns.prefix,
+             "--group", ns.app_id, "--expect", str(len(records))],
+            cwd=REPO, capture_output=True, check=True, timeout=1800)
+        inside = orjson.loads(done.stdout.splitlines()[-1])
+        result = _throughput(ns, records)
+        result["self_measured_records_per_second"] = inside["records_per_second"]
+        result["wall_seconds"] = time.monotonic() - started
+        return result
+    finally:
+        drop_namespace(ns)
+
+
+def section_pipeline(broker: str, records: list[dict[str, Any]], workers: int,
+                     log_dir: Path) -> dict[str, Any]:
+    ns = Namespace(broker)
+    started: list[Worker] = []
+    probe = Probe(ns)
+    try:
+        preload(ns, records)
+        for index in range(workers):
+            started.append(Worker(ns, log_dir, clock="wall", name=f"p{workers}-{index}").start(wait=False))
+        for worker in started:
+            worker.wait_ready()
+        probe.wait_idle(timeout=max(300.0, len(records) / 50))
+        result = _throughput(ns, records)
+        result["workers"] = workers
+        return result
+    finally:
+        probe.close()
+        for worker in started:
+            worker.stop()
+        drop_namespace(ns)
+
+
+def _latencies(messages: list[tuple[str, int, int, bytes]], since: int) -> dict[str, Any]:
+    e2e: list[float] = []
+    worker: list[float] = []
+    for topic, _, received, raw in messages:
+        if topic.endswith("dead-letters"):
+            continue
+        value = orjson.loads(raw)
+        event = parse_ts(value["event_time"])
+        if event < since:
+            continue
+        e2e.append(received - event)
+        worker.append(parse_ts(value["emitted_at"]) - event)
+    return {
+        "outputs": len(e2e),
+        "p50_ms": percentile(e2e, 0.50), "p99_ms": percentile(e2e, 0.99),
+        "p999_ms": percentile(e2e, 0.999), "max_ms": max(e2e, default=None),
+        "worker_p50_ms": percentile(worker, 0.50), "worker_p99_ms": percentile(worker, 0.99),
+        "worker_p999_ms": percentile(worker, 0.999),
+    }
+
+
+async def _paced_run(ns: Namespace, seed: int, rate: float, seconds: float) -> dict[str, Any]:
+    """A producer process sending `rate` scans/s by event time; outputs timed on arrival."""
+    scans = max(int(rate * seconds), 1)
+    begin = now_ms() + 4000  # the producer process needs a moment to import
+    end = begin + int(scans / rate * 1000)
+    ready = asyncio.Event()
+    reader = asyncio.create_task(read_outputs(
+        ns.bootstrap, [ns.topic(t) for t in OUTPUTS], from_end=True, idle_seconds=4.0,
+        timeout=seconds + 300, started=ready))
+    await ready.wait()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams.load", "--seed", str(seed), "--scans", str(scans),
+        "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--prefix", ns.prefix,
+        "--end", format_ts(end), "--no-progress", cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await process.communicate()
+    finished = now_ms()
+    if process.returncode:
+        reader.cancel()
+        raise RuntimeError(f"producer failed: {err.decode()[-2000:]}")
+    messages = await reader
+    result = _latencies(messages, begin - 1000)
+    result.update({"rate_scans_per_second": rate, "scans": scans,
+                   "producer_late_ms": max(finished - end, 0)})
+    return result
+
+
+def section_latency(broker: str, plan: Plan, max_rate: float, log_dir: Path,
+                    seed: int) -> dict[str, Any]:
+    ns = Namespace(broker)
+    worker = Worker(ns, log_dir, clock="wall", name="lat")
+    probe = Probe(ns)
+    try:
+        worker.start()
+        runs = []
+        for step, fraction in enumerate(plan.fractions):
+            rate = max_rate * fraction
+            log(f"latency at {fraction:.0%} of max: {rate:.0f} scans/s for {plan.latency_seconds:.0f} s")
+            run = asyncio.run(_paced_run(ns, seed + 100 + step, rate, plan.latency_seconds))
+            run["fraction"] = fraction
+            runs.append(run)
+            probe.wait_idle(timeout=300)
+        return {"max_scans_per_second": max_rate, "runs": runs}
+    finally:
+        probe.close()
+        worker.stop()
+        drop_namespace(ns)
+
+
+async def _raise_and_wait(ns: Namespace, area: str, count: int, update_id: str,
+                          timeout: float) -> dict[str, Any]:
+    wanted = update_id.encode()
+
+    def complete(messages: list[tuple[str, int, int, bytes]]) -> bool:
+        return sum(wanted in raw for _, _, _, raw in messages) >= count
+
+    ready = asyncio.Event()
+    reader = asyncio.create_task(read_outputs(
+        ns.bootstrap, [ns.topic("checkpoint.code-changes")], from_end=True, until=complete,
+        idle_seconds=timeout, timeout=timeout, started=ready))
+    await ready.wait()
+    sent_at = now_ms()
+    await produce([upgrade(area, "high", sent_at, effective=sent_at - 3_600_000,
+                           update_id=update_id)], ns.bootstrap, prefix=ns.prefix)
+    messages = await reader
+    hits = [(received, orjson.loads(raw)) for _, _, received, raw in messages if wanted in raw]
+    people = {value["person"] for _, value in hits}
+    last = max((received for received, _ in hits), default=sent_at)
+    return {"visitors": count, "reevaluated": len(people), "complete": len(people) >= count,
+            "seconds": (last - sent_at) / 1000,
+            "worker_seconds": max((parse_ts(v["emitted_at"]) - sent_at for _, v in hits),
+                                  default=0) / 1000,
+            "persons_per_second": len(people) / max((last - sent_at) / 1000, 1e-3)}
+
+
+def section_retro(broker: str, sizes: tuple[int, ...], log_dir: Path, seed: int) -> dict[str, Any]:
+    ns = Namespace(broker)
+    worker = Worker(ns, log_dir, clock="wall", name="retro")
+    probe = Probe(ns)
+    areas = ["610113", "130102", "410102", "150102"]  # Xi'an, Shijiazhuang, Zhengzhou, Hohhot
+    runs = []
+    try:
+        worker.start()
+        for size, area in zip(sizes, areas, strict=False):
+            log(f"retro: {size} visitors of {area}")
+            load_started = time.monotonic()
+            preload(ns, list(visitors(size, area, seed=seed, end=now_ms())))
+            probe.wait_idle(timeout=max(300.0, size / 100))
+            loaded = time.monotonic() - load_started
+            log(f"retro: visitors in after {loaded:.0f} s; raising {area}")
+            run = asyncio.run(_raise_and_wait(ns, area, size, f"bench-up-{area}-{size}",
+                                              timeout=max(120.0, size / 200)))
+            run.update({"area": area, "visitors_load_seconds": loaded})
+            runs.append(run)
+        return {"runs": runs}
+    finally:
+        probe.close()
+        worker.stop()
+        drop_namespace(ns)
+
+
+# ---------------------------------------------------------------------------- report
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["sections"]
+    rows = [("measure", "result", "context")]
+    ceiling = s.get("ceiling", {})
+    one = s.get("pipeline_1", {})
+    two = s.get("pipeline_2", {})
+    ratio = result.get("ratios", {})
+    if ceiling.get("records_per_second"):
+        rows.append(("ceiling: bare aiokafka consume → orjson → produce",
+                     f"{_fmt(ceiling['records_per_second'])} rec/s",
+                     f"{ceiling['records']:,} records"))
+    for label, run in (("pipeline, 1 worker", one), ("pipeline, 2 workers", two)):
+        if run.get("records_per_second"):
+            rows.append((label, f"{_fmt(run['records_per_second'])} rec/s "
+                         f"({_fmt(run['scans_per_second'])} scans/s)",
+                         f"{run['records']:,} records, {sum(run['outputs'].values()):,} outputs"))
+    if "pipeline_over_ceiling" in ratio:
+        rows.append(("**1 worker / ceiling**", f"**{ratio['pipeline_over_ceiling']:.0%}**",
+                     "target ≥ 60%"))
+    if "two_over_one" in ratio:
+        rows.append(("**2 workers / 1 worker**", f"**{ratio['two_over_one']:.2f}×**",
+                     "2 cores shared with the broker"))
+    for run in s.get("latency", {}).get("runs", []):
+        rate = _fmt(run["rate_scans_per_second"])
+        rows.append((f"latency at {run['fraction']:.0%} of max ({rate} scans/s)",
+                     f"p50 {_fmt(run['p50_ms'])} / p99 {_fmt(run['p99_ms'])} / "
+                     f"p99.9 {_fmt(run['p999_ms'])} ms",
+                     f"{run['outputs']:,} outputs; in-worker p99 {_fmt(run['worker_p99_ms'])} ms"))
+    for run in s.get("retro", {}).get("runs", []):
+        rows.append((f"retroactive upgrade, {run['visitors']:,} visitors",
+                     f"{run['seconds']:.1f} s" + ("" if run["complete"] else " (incomplete)"),
+                     f"{run['reevaluated']:,} re-evaluated, {_fmt(run['persons_per_second'])}/s"))
+    engine = s.get("engine", {})
+    if engine.get("engine_scan_decisions_per_second"):
+        rows.append(("pure engine (process per scan)",
+                     f"{_fmt(engine['engine_scan_decisions_per_second'])} decisions/s",
+                     f"{engine['scans']:,} scans, no Kafka"))
+        rows.append(("offline replay (gate + engine + fan-out)",
+                     f"{_fmt(engine['replay_records_per_second'])} rec/s",
+                     f"{_fmt(engine['replay_decisions_per_second'])} decisions/s; "
+                     f"gate alone {_fmt(engine['check_records_per_second'])} rec/s"))
+    for name, error in result.get("errors", {}).items():
+        rows.append((f"{name}: failed", error.splitlines()[-1][:120], ""))
+    lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.insert(1, "|---|---|---|")
+    head = (f"Benchmark {result['started']} ({'quick' if result['quick'] else 'full'}), "
+            f"{result['machine']['cpus']} CPUs, load {result['machine']['load_before']}, "
+            f"commit {result['machine']['commit']}")
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="checkpoint-streams benchmark (one run, side by side)")
+    parser.add_argument("--broker", default=os.environ.get("CHECKPOINT_BROKER", "127.0.0.1:9092"))
+    parser.add_argument("--quick", action="store_true", help="small sizes, under ~3 minutes")
+    parser.add_argument("--seed", type=int, default=2022)
+    parser.add_argument("--only", nargs="*", choices=["engine", "ceiling", "pipeline", "latency", "retro"],
+                        help="run only these sections (latency needs pipeline's max rate or --max-rate)")
+    parser.add_argument("--max-rate", type=float, help="scans/s to base the latency rates on")
+    parser.add_argument("--scans", type=int, help="backlog size for ceiling/pipeline (overrides the plan)")
+    parser.add_argument("--retro", type=int, nargs="*", help="visitor counts for the retro section")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.scans:
+        plan = Plan(**{**asdict(plan), "backlog_scans": args.scans})
+    if args.retro is not None:
+        plan = Plan(**{**asdict(plan), "retro": tuple(args.retro)})
+    only = set(args.only or ["engine", "ceiling", "pipeline", "latency", "retro"])
+
+    try:
+        from streams.admin import admin_client
+
+        admin_client(args.broker, timeout=5).close()
+    except Exception:
+        log(f"no Kafka broker at {args.broker}: start one, e.g. "
+            "KAFKA_PORT=42092 KAFKA_CONTROLLER_PORT=42093 bash deploy/broker.sh start")
+        return 1
+
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    result: dict[str, Any] = {
+        "started": stamp, "quick": args.quick, "plan": asdict(plan), "broker": args.broker,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                    "commit": commit + ("+dirty" if subprocess.run(
+                        ["git", "diff", "--quiet", "HEAD", "--", "streams"], cwd=REPO).returncode else "")},
+        "sections": {}, "errors": {},
+    }
+    log_dir = Path(tempfile.mkdtemp(prefix="cs-bench-"))
+    log(f"worker logs in {log_dir}")
+    sections = result["sections"]
+    began = time.monotonic()
+
+    def attempt(name: str, run: Callable[[], dict[str, Any]]) -> None:
+        log(f"{name} ...")
+        t0 = time.monotonic()
+        try:
+            sections[name] = run()
+            sections[name]["section_seconds"] = round(time.monotonic() - t0, 1)
+            log(f"{name}: done in {time.monotonic() - t0:.0f} s")
+        except Exception:
+            result["errors"][name] = traceback.format_exc()
+            log(f"{name} failed:\n{result['errors'][name]}")
+
+    if "engine" in only:
+        attempt("engine", lambda: section_engine(plan, args.seed))
+    backlog: list[dict[str, Any]] = []
+    if only & {"ceiling", "pipeline"}:
+        backlog = list(generate(LoadConfig(seed=args.seed, scans=plan.backlog_scans, end=now_ms())))
+        log(f"backlog: {len(backlog):,} records ({plan.backlog_scans:,} scans)")
+    if "ceiling" in only:
+        attempt("ceiling", lambda: section_ceiling(args.broker, backlog))
+    if "pipeline" in only:
+        attempt("pipeline_1", lambda: section_pipeline(args.broker, backlog, 1, log_dir))
+        attempt("pipeline_2", lambda: section_pipeline(args.broker, backlog, 2, log_dir))
+    ratios = result.setdefault("ratios", {})
+    one = sections.get("pipeline_1", {}).get("records_per_second")
+    if one and sections.get("ceiling", {}).get("records_per_second"):
+        ratios["pipeline_over_ceiling"] = one / sections["ceiling"]["records_per_second"]
+    if one and sections.get("pipeline_2", {}).get("records_per_second"):
+        ratios["two_over_one"] = sections["pipeline_2"]["records_per_second"] / one
+    if "latency" in only:
+        max_rate = args.max_rate or sections.get("pipeline_1", {}).get("scans_per_second")
+        if max_rate:
+            attempt("latency", lambda: section_latency(args.broker, plan, max_rate, log_dir,
+                                                       args.seed))
+        else:
+            result["errors"]["latency"] = "no max rate: run the pipeline section or pass --max-rate"
+    if "retro" in only and plan.retro:
+        attempt("retro", lambda: section_retro(args.broker, plan.retro, log_dir, args.seed))
+    result["seconds"] = round(time.monotonic() - began, 1)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = markdown(result)
+    (args.out / f"{stamp}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    (args.out / f"{stamp}.md").write_text(table, encoding="utf-8")
+    sys.stdout.write(table)
+    log(f"wrote {args.out / stamp}.json and .md in {result['seconds']:.0f} s")
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
