@@ -564,10 +564,12 @@ def _rate(value: str) -> float | None:
               show_default=True, help="Shares of travellers by the riskiest area they stayed in.")
 @click.option("--upgrades", type=click.IntRange(min=0), default=2, show_default=True,
               help="Areas raised to high/medium mid-run.")
+@click.option("--exposed-trips", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Trains notified as exposed mid-run (every passenger re-evaluated).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, prefix: str,
             end_text: str | None, hours: float, mix_text: str, upgrades: int,
-            progress: bool) -> None:
+            exposed_trips: int, progress: bool) -> None:
     """Generate a province-scale synthetic load: scans, pooled results, area upgrades.
 
     \b
@@ -595,7 +597,8 @@ def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, pre
             raise click.BadParameter(f"--end {end_text!r}: not an ISO time with offset") from None
     else:
         end = now + int(hours * HOUR_MS) if per_second is not None else now
-    cfg = LoadConfig(seed=seed, scans=scans, end=end, hours=hours, mix=mix, upgrades=upgrades)
+    cfg = LoadConfig(seed=seed, scans=scans, end=end, hours=hours, mix=mix, upgrades=upgrades,
+                     exposed_trips=exposed_trips)
     bar = tqdm(total=scans, unit="scan", disable=not progress or None, desc="load",
                file=sys.stderr)
     counted = {"records": 0}
