@@ -566,10 +566,12 @@ def _rate(value: str) -> float | None:
               help="Areas raised to high/medium mid-run.")
 @click.option("--exposed-trips", type=click.IntRange(min=0), default=1, show_default=True,
               help="Trains notified as exposed mid-run (every passenger re-evaluated).")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
+              help="Create the contract's topics first (idempotent), as `worker` does.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, prefix: str,
             end_text: str | None, hours: float, mix_text: str, upgrades: int,
-            exposed_trips: int, progress: bool) -> None:
+            exposed_trips: int, create_topics: bool, progress: bool) -> None:
     """Generate a province-scale synthetic load: scans, pooled results, area upgrades.
 
     \b
@@ -620,6 +622,16 @@ def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, pre
                 if handle is not sys.stdout.buffer:
                     handle.close()
         else:
+            if create_topics:
+                from .admin import BrokerUnreachable
+                from .admin import create_topics as create
+
+                try:
+                    create(broker, prefix=prefix)
+                except BrokerUnreachable as exc:
+                    bar.close()
+                    click.secho(f"error: {exc}", fg="red", err=True)
+                    sys.exit(1)
             try:
                 asyncio.run(produce(records, broker, prefix=prefix,
                                     paced=per_second is not None, progress=tick))
