@@ -136,10 +136,19 @@ def drop_namespace(ns: Namespace) -> None:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    last: Exception | None = None
     try:
-        mine = [t for t in admin.list_topics() if t.startswith((ns.prefix, ns.app_id))]
-        if mine:
-            admin.delete_topics(mine)
+        for _ in range(5):  # the broker may refuse a topic that is still being created
+            mine = [t for t in admin.list_topics() if t.startswith((ns.prefix, ns.app_id))]
+            if not mine:
+                return
+            for topic in mine:
+                try:
+                    admin.delete_topics([topic], timeout_ms=30_000)
+                except Exception as exc:  # retried below
+                    last = exc
+            time.sleep(1.0)
+        log(f"could not delete every topic of {ns.prefix}: {last}")
     except Exception as exc:  # best effort: a leftover topic costs disk, not correctness
         log(f"could not delete topics of {ns.prefix}: {exc}")
     finally:
