@@ -471,9 +471,11 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{ceiling['records']:,} records"))
     for label, run in (("pipeline, 1 worker", one), ("pipeline, 2 workers", two)):
         if run.get("records_per_second"):
+            load = run.get("load_1min", ["?", "?"])
             rows.append((label, f"{_fmt(run['records_per_second'])} rec/s "
                          f"({_fmt(run['scans_per_second'])} scans/s)",
-                         f"{run['records']:,} records, {sum(run['outputs'].values()):,} outputs"))
+                         f"{run['records']:,} records, {sum(run['outputs'].values()):,} outputs; "
+                         f"load {load[0]}→{load[1]}"))
     if "pipeline_over_ceiling" in ratio:
         rows.append(("**1 worker / ceiling**", f"**{ratio['pipeline_over_ceiling']:.0%}**",
                      "target ≥ 60%"))
@@ -556,9 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     def attempt(name: str, run: Callable[[], dict[str, Any]]) -> None:
         log(f"{name} ...")
         t0 = time.monotonic()
+        load_before = os.getloadavg()[0]
         try:
             sections[name] = run()
             sections[name]["section_seconds"] = round(time.monotonic() - t0, 1)
+            # the machine is shared: how busy it was, to judge a number that looks off
+            sections[name]["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             log(f"{name}: done in {time.monotonic() - t0:.0f} s")
         except Exception:
             result["errors"][name] = traceback.format_exc()
