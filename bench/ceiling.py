@@ -36,7 +36,7 @@ async def bare_loop(broker: str, prefix: str, group: str, expect: int,
     await producer.start()
     await consumer.start()
     seen = 0
-    first = last = 0.0
+    first = last = cpu_first = 0.0
     idle_since = time.monotonic()
     try:
         while seen < expect and time.monotonic() - idle_since < idle_seconds:
@@ -44,7 +44,8 @@ async def bare_loop(broker: str, prefix: str, group: str, expect: int,
             if not batches:
                 continue
             idle_since = time.monotonic()
-            first = first or time.time()
+            if not first:
+                first, cpu_first = time.time(), time.process_time()
             pending = []
             for messages in batches.values():
                 for message in messages:
@@ -59,6 +60,7 @@ async def bare_loop(broker: str, prefix: str, group: str, expect: int,
         await consumer.stop()
         await producer.stop()
     return {"records": seen, "first": first, "last": last,
+            "cpu_seconds": time.process_time() - cpu_first,
             "records_per_second": seen / (last - first) if last > first else None}
 
 

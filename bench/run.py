@@ -300,6 +300,8 @@ def section_ceiling(broker: str, records: list[dict[str, Any]]) -> dict[str, Any
         inside = orjson.loads(done.stdout.splitlines()[-1])
         result = _throughput(ns, records)
         result["self_measured_records_per_second"] = inside["records_per_second"]
+        result["cpu_seconds"] = inside["cpu_seconds"]
+        result["cpu_us_per_record"] = inside["cpu_seconds"] / len(records) * 1e6
         result["wall_seconds"] = time.monotonic() - started
         return result
     finally:
@@ -319,16 +321,28 @@ def section_pipeline(broker: str, records: list[dict[str, Any]], workers: int,
         for worker in started:
             worker.wait_ready()
         time.sleep(2.0)
+        cpu_before = sum(_cpu_seconds(w) for w in started)
         preload(ns, records)
         probe.wait_idle(timeout=max(300.0, len(records) / 50))
+        cpu = sum(_cpu_seconds(w) for w in started) - cpu_before
         result = _throughput(ns, records)
         result["workers"] = workers
+        # CPU time is what a shared machine does not distort much: compare it per record
+        result["cpu_seconds"] = cpu
+        result["cpu_us_per_record"] = cpu / len(records) * 1e6
         return result
     finally:
         probe.close()
         for worker in started:
             worker.stop()
         drop_namespace(ns)
+
+
+def _cpu_seconds(worker: Worker) -> float:
+    """User + system CPU seconds of a worker process so far (Linux /proc)."""
+    assert worker.process is not None
+    fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _latencies(messages: list[tuple[str, int, int, bytes]], since: int) -> dict[str, Any]:
@@ -468,17 +482,22 @@ def markdown(result: dict[str, Any]) -> str:
     if ceiling.get("records_per_second"):
         rows.append(("ceiling: bare aiokafka consume → orjson → produce",
                      f"{_fmt(ceiling['records_per_second'])} rec/s",
-                     f"{ceiling['records']:,} records"))
+                     f"{ceiling['records']:,} records; "
+                     f"{_fmt(ceiling.get('cpu_us_per_record'))} µs CPU/record"))
     for label, run in (("pipeline, 1 worker", one), ("pipeline, 2 workers", two)):
         if run.get("records_per_second"):
             load = run.get("load_1min", ["?", "?"])
             rows.append((label, f"{_fmt(run['records_per_second'])} rec/s "
                          f"({_fmt(run['scans_per_second'])} scans/s)",
                          f"{run['records']:,} records, {sum(run['outputs'].values()):,} outputs; "
-                         f"load {load[0]}→{load[1]}"))
+                         f"{_fmt(run.get('cpu_us_per_record'))} µs CPU/record; load {load[0]}→{load[1]}"))
     if "pipeline_over_ceiling" in ratio:
         rows.append(("**1 worker / ceiling**", f"**{ratio['pipeline_over_ceiling']:.0%}**",
                      "target ≥ 60%"))
+    if "ceiling_cpu_over_pipeline_cpu" in ratio:
+        rows.append(("**CPU per record: ceiling / 1 worker**",
+                     f"**{ratio['ceiling_cpu_over_pipeline_cpu']:.0%}**",
+                     "the same ratio in CPU time, less distorted by other load"))
     if "two_over_one" in ratio:
         rows.append(("**2 workers / 1 worker**", f"**{ratio['two_over_one']:.2f}×**",
                      "2 cores shared with the broker"))
@@ -586,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
         ratios["pipeline_over_ceiling"] = one / sections["ceiling"]["records_per_second"]
     if one and sections.get("pipeline_2", {}).get("records_per_second"):
         ratios["two_over_one"] = sections["pipeline_2"]["records_per_second"] / one
+    cpu_one = sections.get("pipeline_1", {}).get("cpu_us_per_record")
+    cpu_ceiling = sections.get("ceiling", {}).get("cpu_us_per_record")
+    if cpu_one and cpu_ceiling:
+        ratios["ceiling_cpu_over_pipeline_cpu"] = cpu_ceiling / cpu_one
     if "latency" in only:
         max_rate = args.max_rate or sections.get("pipeline_1", {}).get("scans_per_second")
         if max_rate:
