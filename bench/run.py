@@ -126,6 +126,20 @@ class Probe:
             time.sleep(poll)
         raise TimeoutError(f"still behind after {timeout:.0f} s (lag {self.lag()})")
 
+    def wait_stable(self, members: int, timeout: float = 120.0, quiet: int = 3) -> None:
+        """Until the group is Stable with `members` members on `quiet` polls in a row
+        (a worker's first topic creations can set off one more rebalance after it is ready)."""
+        started = time.monotonic()
+        calm = 0
+        while time.monotonic() - started < timeout:
+            group = self.admin.describe_groups([self.ns.app_id]).get(self.ns.app_id, {})
+            stable = group.get("group_state") == "Stable" and len(group.get("members", ())) == members
+            calm = calm + 1 if stable else 0
+            if calm >= quiet:
+                return
+            time.sleep(1.0)
+        raise TimeoutError(f"group {self.ns.app_id} not stable with {members} members")
+
     def close(self) -> None:
         self.consumer.close()
         self.admin.close()
@@ -320,13 +334,15 @@ def section_pipeline(broker: str, records: list[dict[str, Any]], workers: int,
             started.append(Worker(ns, log_dir, clock="wall", name=f"p{workers}-{index}").start(wait=False))
         for worker in started:
             worker.wait_ready()
-        time.sleep(2.0)
+        probe.wait_stable(workers)
+        assignments = sum(_assignments(w) for w in started)
         cpu_before = sum(_cpu_seconds(w) for w in started)
         preload(ns, records)
         probe.wait_idle(timeout=max(300.0, len(records) / 50))
         cpu = sum(_cpu_seconds(w) for w in started) - cpu_before
         result = _throughput(ns, records)
         result["workers"] = workers
+        result["rebalances_during_run"] = sum(_assignments(w) for w in started) - assignments
         # CPU time is what a shared machine does not distort much: compare it per record
         result["cpu_seconds"] = cpu
         result["cpu_us_per_record"] = cpu / len(records) * 1e6
@@ -336,6 +352,11 @@ def section_pipeline(broker: str, records: list[dict[str, Any]], workers: int,
         for worker in started:
             worker.stop()
         drop_namespace(ns)
+
+
+def _assignments(worker: Worker) -> int:
+    """How many partition assignments the worker has logged (one per rebalance)."""
+    return worker.log_path.read_text(errors="replace").count("Setting newly assigned partitions")
 
 
 def _cpu_seconds(worker: Worker) -> float:
