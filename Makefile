@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkpoint-streams
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install run replay test unit lint broker-start broker-stop clean
+.PHONY: install run replay test unit lint bench broker-start broker-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit: install
 lint: install
 	$(VENV)/bin/ruff check streams tests $(wildcard bench)
 	$(VENV)/bin/mypy
+
+## bench: benchmark on a running local broker (BROKER=host:port, QUICK=1 for the ~2 min run)
+bench: install
+	$(PY) -m bench.run --broker $(or $(BROKER),127.0.0.1:9092) $(if $(QUICK),--quick)
 
 broker-start: install
 	$(CLI) broker start
