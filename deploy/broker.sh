@@ -23,6 +23,17 @@ KAFKA_LOG_LEVEL="${KAFKA_LOG_LEVEL:-INFO}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-20}"
 KAFKA_FRESH="${KAFKA_FRESH:-0}"
+# Opt-in transport security (default plaintext: the behaviour of every earlier version).
+# sasl_ssl: the client listener on $KAFKA_PORT speaks SASL_SSL (SCRAM-SHA-512/256) with the
+# broker certificate from $KAFKA_SSL_KEYSTORE, and ACLs are enforced (StandardAuthorizer,
+# nothing allowed without an ACL; $KAFKA_SASL_ADMIN_USER is the super user).
+KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+KAFKA_SSL_KEYSTORE="${KAFKA_SSL_KEYSTORE:-}"              # PKCS12: broker key + certificate chain
+KAFKA_SSL_KEYSTORE_PASSWORD="${KAFKA_SSL_KEYSTORE_PASSWORD:-}"
+KAFKA_SSL_CAFILE="${KAFKA_SSL_CAFILE:-}"                  # PEM: the CA that signed it
+KAFKA_SASL_ADMIN_USER="${KAFKA_SASL_ADMIN_USER:-admin}"
+KAFKA_SASL_ADMIN_PASSWORD="${KAFKA_SASL_ADMIN_PASSWORD:-}"
+KAFKA_SCRAM_USERS="${KAFKA_SCRAM_USERS:-}"                # more users: name:password,name:password
 
 # absolute paths: the broker runs with its data dir as working directory
 [[ "$CACHE_DIR" == /* ]] || CACHE_DIR="$PWD/$CACHE_DIR"
@@ -45,7 +56,7 @@ say() { echo "broker.sh: $*"; }
 
 usage() {
   cat <<EOF
-usage: deploy/broker.sh start|stop|restart|status|fetch|logs [-f]|help
+usage: deploy/broker.sh start|stop|restart|status|fetch|logs [-f]|acl ARGS|scram-user NAME PASSWORD|help
 
   start    fetch if needed, format storage once, start in the background, wait until
            the broker answers a Kafka ApiVersions request (no-op if already running)
@@ -54,12 +65,17 @@ usage: deploy/broker.sh start|stop|restart|status|fetch|logs [-f]|help
   status   exit 0 and print pid/port if the broker answers, exit 1 otherwise
   fetch    download the Kafka $KAFKA_VERSION jars with Maven once into $LIBS
   logs     print the last \${KAFKA_LOG_LINES:-100} lines of the broker log (-f: follow)
+  acl ARGS (sasl_ssl) Kafka's AclCommand as the admin user, e.g. acl --list
+  scram-user NAME PASSWORD
+           (sasl_ssl) create or update a SCRAM-SHA-512/256 user on the running broker
 
 env: KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT KAFKA_VERSION=$KAFKA_VERSION
      KAFKA_DATA_DIR=$KAFKA_DATA_DIR
      KAFKA_HEAP_OPTS="$KAFKA_HEAP_OPTS" KAFKA_JVM_OPTS KAFKA_LOG_LEVEL=$KAFKA_LOG_LEVEL
      KAFKA_START_TIMEOUT=$KAFKA_START_TIMEOUT KAFKA_STOP_TIMEOUT=$KAFKA_STOP_TIMEOUT KAFKA_FRESH=0|1
      CHECKPOINT_CACHE=$CACHE_DIR
+     KAFKA_SECURITY=$KAFKA_SECURITY (plaintext|sasl_ssl) KAFKA_SSL_KEYSTORE KAFKA_SSL_KEYSTORE_PASSWORD
+     KAFKA_SSL_CAFILE KAFKA_SASL_ADMIN_USER=$KAFKA_SASL_ADMIN_USER KAFKA_SASL_ADMIN_PASSWORD KAFKA_SCRAM_USERS
 EOF
 }
 
@@ -69,6 +85,30 @@ is_port "$KAFKA_CONTROLLER_PORT" || die "KAFKA_CONTROLLER_PORT must be a port nu
 [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
 [[ "$KAFKA_VERSION" =~ ^3\.[0-9]+\.[0-9]+$ ]] \
   || die "KAFKA_VERSION must be a 3.x release (4.x dropped protocol versions aiokafka needs), got '$KAFKA_VERSION'"
+
+case "$KAFKA_SECURITY" in
+  plaintext|sasl_ssl) ;;  # sasl_ssl settings are checked when needed (start, acl, scram-user)
+  *) die "KAFKA_SECURITY must be plaintext or sasl_ssl, got '$KAFKA_SECURITY'" ;;
+esac
+
+# Secrets are written into Java properties and JAAS strings: keep them to a safe alphabet.
+is_secret() { [[ "$1" =~ ^[-A-Za-z0-9._~+_]{8,128}$ ]]; }
+is_user() { [[ "$1" =~ ^[A-Za-z0-9._-]{1,64}$ ]]; }
+
+check_security() {
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || return 0
+  [[ -r "$KAFKA_SSL_KEYSTORE" ]] || die "KAFKA_SECURITY=sasl_ssl needs KAFKA_SSL_KEYSTORE (a readable PKCS12 file)"
+  [[ -r "$KAFKA_SSL_CAFILE" ]] || die "KAFKA_SECURITY=sasl_ssl needs KAFKA_SSL_CAFILE (the CA certificate, PEM)"
+  is_secret "$KAFKA_SSL_KEYSTORE_PASSWORD" || die "KAFKA_SSL_KEYSTORE_PASSWORD: 8-128 of [A-Za-z0-9._~+_-]"
+  is_user "$KAFKA_SASL_ADMIN_USER" || die "KAFKA_SASL_ADMIN_USER: 1-64 of [A-Za-z0-9._-]"
+  is_secret "$KAFKA_SASL_ADMIN_PASSWORD" || die "KAFKA_SASL_ADMIN_PASSWORD: 8-128 of [A-Za-z0-9._~+_-]"
+  local pair
+  for pair in ${KAFKA_SCRAM_USERS//,/ }; do
+    is_user "${pair%%:*}" && is_secret "${pair#*:}" \
+      || die "KAFKA_SCRAM_USERS: name:password pairs, names [A-Za-z0-9._-], passwords 8-128 of [A-Za-z0-9._~+_-]"
+  done
+  command -v openssl >/dev/null 2>&1 || die "KAFKA_SECURITY=sasl_ssl needs openssl (the readiness check speaks TLS)"
+}
 
 java_bin() {
   local java="java"
@@ -102,6 +142,24 @@ kafka_answers() {
       head -c 10 <&3 | od -An -v -tx1' 2>/dev/null)" || return 1
   reply="$(tr -d ' \n' <<<"$reply")"
   [[ "$reply" == ????????0000002a0000 ]]
+}
+
+# The same ApiVersions round trip through TLS (a SASL_SSL listener answers ApiVersions
+# before authentication), the broker certificate verified against $KAFKA_SSL_CAFILE.
+kafka_answers_tls() {
+  local reply
+  # stdin stays open a second for the reply, then EOF ends s_client (-no_ign_eof)
+  reply="$(timeout 5 bash -c '
+      { printf "\x00\x00\x00\x0c\x00\x12\x00\x00\x00\x00\x00\x2a\x00\x02cs"; sleep 1; } \
+        | openssl s_client -quiet -no_ign_eof -connect "127.0.0.1:$1" -CAfile "$0" \
+            -verify_return_error 2>/dev/null \
+        | head -c 10 | od -An -v -tx1' "$KAFKA_SSL_CAFILE" "$1" 2>/dev/null)" || return 1
+  reply="$(tr -d ' \n' <<<"$reply")"
+  [[ "$reply" == ????????0000002a0000 ]]
+}
+
+answers() {
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then kafka_answers_tls "$1"; else kafka_answers "$1"; fi
 }
 
 # Is $1 a live process (not a zombie) running *this* data dir's broker?
@@ -192,6 +250,37 @@ render_config() {
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@KAFKA_DATA_DIR@|$KAFKA_DATA_DIR|g" \
       "$TEMPLATE" >"$CONFIG.tmp"
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    # later keys override the template's (java.util.Properties keeps the last one)
+    chmod 600 "$CONFIG.tmp"
+    cat >>"$CONFIG.tmp" <<PROPERTIES
+
+############################# SASL_SSL + ACLs (KAFKA_SECURITY=sasl_ssl) #############################
+listeners=SASL_SSL://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_SSL://127.0.0.1:$KAFKA_PORT
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SASL_ADMIN_USER" password="$KAFKA_SASL_ADMIN_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SASL_ADMIN_USER" password="$KAFKA_SASL_ADMIN_PASSWORD";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$KAFKA_SSL_KEYSTORE
+ssl.keystore.password=$KAFKA_SSL_KEYSTORE_PASSWORD
+ssl.key.password=$KAFKA_SSL_KEYSTORE_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$KAFKA_SSL_CAFILE
+ssl.client.auth=none
+ssl.enabled.protocols=TLSv1.3,TLSv1.2
+ssl.endpoint.identification.algorithm=https
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+# ANONYMOUS is the broker itself on the loopback-only PLAINTEXT controller listener (KRaft
+# cannot use SCRAM there); no client listener maps to it in this mode.
+super.users=User:$KAFKA_SASL_ADMIN_USER;User:ANONYMOUS
+PROPERTIES
+    write_admin_config
+  fi
   mv "$CONFIG.tmp" "$CONFIG"
 
   # Kafka 3.9 logs through log4j 1.x (reload4j); everything goes to stdout, which
@@ -207,6 +296,32 @@ log4j.logger.state.change.logger=WARN
 log4j.logger.org.apache.zookeeper=WARN
 log4j.logger.kafka.authorizer.logger=WARN
 EOF
+}
+
+ADMIN_CONFIG="$KAFKA_DATA_DIR/admin-client.properties"   # sasl_ssl: the admin's client settings
+
+write_admin_config() {
+  ( umask 077
+    cat >"$ADMIN_CONFIG" <<PROPERTIES
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$KAFKA_SASL_ADMIN_USER" password="$KAFKA_SASL_ADMIN_PASSWORD";
+ssl.truststore.type=PEM
+ssl.truststore.location=$KAFKA_SSL_CAFILE
+PROPERTIES
+  )
+}
+
+# --add-scram arguments for StorageTool format: the admin and $KAFKA_SCRAM_USERS, each with
+# both SCRAM mechanisms (the credentials are in the KRaft metadata from the first start on).
+scram_args() {
+  local pair name password mechanism
+  for pair in "$KAFKA_SASL_ADMIN_USER:$KAFKA_SASL_ADMIN_PASSWORD" ${KAFKA_SCRAM_USERS//,/ }; do
+    name="${pair%%:*}"; password="${pair#*:}"
+    for mechanism in SCRAM-SHA-512 SCRAM-SHA-256; do
+      printf '%s\n' --add-scram "$mechanism=[name=$name,password=$password]"
+    done
+  done
 }
 
 # The KRaft cluster id is made once per data dir and kept there (22 chars, base64url of
@@ -238,7 +353,7 @@ wipe_data_dir() {
 
 wait_ready() {
   local pid="$1" t0="$2"
-  while ! kafka_answers "$KAFKA_PORT"; do
+  while ! answers "$KAFKA_PORT"; do
     if ! is_our_broker "$pid"; then
       rm -f "$PIDFILE"
       echo "---- last lines of $LOG" >&2
@@ -256,7 +371,8 @@ wait_ready() {
 }
 
 do_start() {
-  local java pid t0=$SECONDS
+  local java pid running t0=$SECONDS
+  check_security
   java="$(java_bin)"
   fetch
   lock_data_dir
@@ -269,6 +385,9 @@ do_start() {
   if pid="$(running_pid)"; then
     grep -q "^listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT," "$CONFIG" 2>/dev/null \
       || die "the broker of $KAFKA_DATA_DIR (pid $pid) runs with other ports; stop it first"
+    if grep -q "^listeners=SASL_SSL://" "$CONFIG" 2>/dev/null; then running=sasl_ssl; else running=plaintext; fi
+    [[ "$running" == "$KAFKA_SECURITY" ]] \
+      || die "the broker of $KAFKA_DATA_DIR (pid $pid) runs with KAFKA_SECURITY=$running; stop it first"
     # ours and alive: maybe still starting (concurrent `start`), so wait for it
     wait_ready "$pid" "$t0"
     say "already running: pid $pid on 127.0.0.1:$KAFKA_PORT, log $LOG"
@@ -295,8 +414,10 @@ do_start() {
   # Format KRaft storage once per data dir (meta.properties marks it done). The static
   # controller.quorum.voters in the config means no --standalone flag is needed.
   if [[ ! -f "$META" ]]; then
+    local scram=()
+    [[ "$KAFKA_SECURITY" == sasl_ssl ]] && mapfile -t scram < <(scram_args)
     if ! "$java" -Xmx256m "-Dlog4j.configuration=file:$LOG4J" -cp "$LIBS/*" \
-          kafka.tools.StorageTool format -t "$cid" -c "$CONFIG" --ignore-formatted \
+          kafka.tools.StorageTool format -t "$cid" -c "$CONFIG" --ignore-formatted "${scram[@]}" \
           >>"$LOG" 2>&1; then
       tail -n 20 "$LOG" >&2
       die "formatting KRaft storage in $KAFKA_DATA_DIR failed (see $LOG)"
@@ -318,7 +439,7 @@ do_start() {
   [[ -n "$pid" ]] || die "could not start java (see $LOG)"
 
   wait_ready "$pid" "$t0"
-  say "Kafka $KAFKA_VERSION (KRaft) ready on 127.0.0.1:$KAFKA_PORT in $(( SECONDS - t0 ))s (pid $pid), log $LOG"
+  say "Kafka $KAFKA_VERSION (KRaft, $KAFKA_SECURITY) ready on 127.0.0.1:$KAFKA_PORT in $(( SECONDS - t0 ))s (pid $pid), log $LOG"
 }
 
 do_stop() {
@@ -347,7 +468,7 @@ do_status() {
     echo "not running (127.0.0.1:$KAFKA_PORT, $KAFKA_DATA_DIR)"
     return 1
   fi
-  if kafka_answers "$KAFKA_PORT"; then
+  if answers "$KAFKA_PORT"; then
     echo "running: pid $pid, 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT), data $KAFKA_DATA_DIR, log $LOG"
     return 0
   fi
@@ -363,6 +484,32 @@ do_logs() {
   tail -n "${KAFKA_LOG_LINES:-100}" "$LOG"
 }
 
+# Kafka's own admin tools, as the admin user, against this data dir's running sasl_ssl broker.
+admin_tool() {
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || die "$1 needs KAFKA_SECURITY=sasl_ssl (a plaintext broker has no ACLs)"
+  running_pid >/dev/null || die "the broker of $KAFKA_DATA_DIR is not running"
+  [[ -r "$ADMIN_CONFIG" ]] || die "missing $ADMIN_CONFIG (start the broker with KAFKA_SECURITY=sasl_ssl first)"
+  local java tool="$2" quiet="$KAFKA_DATA_DIR/tools-log4j.properties"
+  shift 2
+  java="$(java_bin)"
+  printf '%s\n' "log4j.rootLogger=WARN, stderr" "log4j.appender.stderr=org.apache.log4j.ConsoleAppender" \
+    "log4j.appender.stderr.Target=System.err" "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout" \
+    "log4j.appender.stderr.layout.ConversionPattern=%p %m (%c)%n" >"$quiet"
+  "$java" -Xmx256m "-Dlog4j.configuration=file:$quiet" -cp "$LIBS/*" "$tool" \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --command-config "$ADMIN_CONFIG" "$@"
+}
+
+do_scram_user() {
+  local name="${1:-}" password="${2:-}"
+  { is_user "$name" && is_secret "$password"; } \
+    || die "usage: scram-user NAME PASSWORD (name [A-Za-z0-9._-], password 8-128 of [A-Za-z0-9._~+_-])"
+  local mechanism
+  for mechanism in SCRAM-SHA-512 SCRAM-SHA-256; do  # one credential per request
+    admin_tool scram-user kafka.admin.ConfigCommand --alter --entity-type users --entity-name "$name" \
+      --add-config "$mechanism=[password=$password]"
+  done
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
@@ -372,6 +519,8 @@ case "$cmd" in
   status)  do_status ;;
   fetch)   fetch; say "Kafka $KAFKA_VERSION jars in $LIBS" ;;
   logs)    do_logs "$@" ;;
+  acl)     admin_tool acl kafka.admin.AclCommand "$@" ;;
+  scram-user) do_scram_user "$@" ;;
   help|-h|--help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

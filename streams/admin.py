@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
-from . import contracts
+from . import contracts, security
 from .topics import PREFIX
 
 
@@ -27,7 +27,8 @@ class BrokerUnreachable(RuntimeError):
 def admin_client(bootstrap: str, timeout: float = 10.0) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="checkpoint-admin",
-                                request_timeout_ms=int(timeout * 1000))
+                                request_timeout_ms=int(timeout * 1000),
+                                **security.from_env().kafka_python())
     except KafkaTimeoutError:
         raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap}") from None
 
@@ -59,7 +60,7 @@ def producer(bootstrap: str) -> KafkaProducer:
     try:
         return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                              retries=5, max_in_flight_requests_per_connection=1,
-                             max_block_ms=10_000)
+                             max_block_ms=10_000, **security.from_env().kafka_python())
     except KafkaTimeoutError:
         raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap}") from None
 

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from kafka.partitioner.default import murmur2
 
-from . import areas, codec, fastcheck, faustperf, metrics
+from . import areas, codec, fastcheck, faustperf, metrics, security
 from . import topics as T
 from .engine import (
     COMMAND,
@@ -88,6 +88,7 @@ app = faust.App(
     processing_guarantee="at_least_once",
     autodiscover=False,
     stream_wait_empty=False,
+    **security.from_env().faust(),  # TLS / SASL from CHECKPOINT_SECURITY_* (default plaintext)
 )
 faustperf.install(app)  # each send awaited a 3-yield producer lookup: see streams/faustperf.py
 
@@ -406,7 +407,8 @@ async def risk_area_gate(stream: Any) -> None:
 async def register_feed() -> None:
     """Build the whole register on this worker from the compacted topics, then follow them."""
     consumer = AIOKafkaConsumer(bootstrap_servers=S.broker, enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+                                auto_offset_reset="earliest", group_id=None,
+                                **security.from_env().aiokafka())
     await consumer.start()
     try:
         # aiokafka's public topics() does not keep the metadata it fetched; ask the client.

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import os
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -46,22 +50,148 @@ class Rejected(Exception):
         self.keep_original = keep
 
 
+# ------------------------------------------------------------------ dead letters
+#: What happens to a dead letter's original bytes (env CHECKPOINT_DEAD_LETTER_ORIGINAL):
+#: keep (base64, the default), drop (null), encrypt (AES-256-GCM under
+#: CHECKPOINT_DEAD_LETTER_KEY, see `seal_original`). Whatever the setting, bytes that
+#: hold something shaped like a resident ID number are always dropped: the number must
+#: not enter the system, not even encrypted.
+ORIGINAL_ENV = "CHECKPOINT_DEAD_LETTER_ORIGINAL"
+ORIGINAL_KEY_ENV = "CHECKPOINT_DEAD_LETTER_KEY"
+ORIGINAL_MODES = ("keep", "drop", "encrypt")
+#: Sealed originals start with this (base64 "Q1NETDE"), then a 12-byte nonce, then the
+#: AES-GCM ciphertext and tag; the dead letter's id is the associated data.
+SEALED_MAGIC = b"CSDL1"
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+#: The number written in groups (110101 19900307 777X, 110101-19900307-777X).
+_GROUPED_ID = re.compile(r"(?<![0-9])[0-9]{6}[ -]?[0-9]{8}[ -]?[0-9]{3}[0-9Xx](?![0-9])")
+_GROUPED_ID_BYTES = re.compile(_GROUPED_ID.pattern.encode())
+
+
+def _identity_text(text: str) -> str:
+    """Text as a reader sees it: JSON \\u escapes resolved, full-width digits folded."""
+    if "\\u" in text:
+        text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return unicodedata.normalize("NFKC", text)
+
+
+def holds_identity_number(raw: bytes | str) -> bool:
+    """Is anything shaped like an 18-digit resident ID number in these bytes or text?
+
+    Stricter than `RAW_ID_BYTES` on raw bytes: also JSON \\u-escaped digits, full-width
+    digits and the grouped spellings. Used to decide what a dead letter may keep. Bytes
+    are searched without copies; only text with escapes or non-ASCII characters is
+    decoded, and such bytes over `MAX_MESSAGE_BYTES` count as holding one (their
+    original is never kept anyway).
+    """
+    if isinstance(raw, bytes):
+        if RAW_ID_BYTES.search(raw) or _GROUPED_ID_BYTES.search(raw):
+            return True
+        if b"\\u" not in raw and raw.isascii():
+            return False
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return True
+        raw = raw.decode("utf-8", "replace")
+    text = _identity_text(raw)
+    return bool(RAW_ID_TEXT.search(text) or _GROUPED_ID.search(text))
+
+
+def redact(text: str) -> str:
+    """`text` with every identity-number shape replaced by ``[redacted]``."""
+    text = _identity_text(text)
+    return _GROUPED_ID.sub("[redacted]", RAW_ID_TEXT.sub("[redacted]", text))
+
+
+def original_mode(env: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """The configured (mode, key text); raises ValueError for a setting that cannot work."""
+    env = os.environ if env is None else env
+    mode = (env.get(ORIGINAL_ENV) or "keep").strip().lower()
+    if mode not in ORIGINAL_MODES:
+        raise ValueError(f"{ORIGINAL_ENV}={mode!r}: expected one of {', '.join(ORIGINAL_MODES)}")
+    key = env.get(ORIGINAL_KEY_ENV)
+    if mode == "encrypt":
+        _cipher(key or "")  # fail on a missing or short key, or a missing library
+    return mode, key
+
+
+@lru_cache(maxsize=4)
+def _cipher(key_text: str) -> Any:
+    from .privacy import KeyConfigError, parse_key
+
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise ValueError(f"{ORIGINAL_ENV}=encrypt needs the 'cryptography' package") from None
+    if not key_text:
+        raise ValueError(f"{ORIGINAL_ENV}=encrypt needs {ORIGINAL_KEY_ENV} (hex:<64 hex digits>)")
+    try:
+        key = parse_key(key_text)
+    except KeyConfigError as exc:
+        raise ValueError(f"{ORIGINAL_KEY_ENV}: {exc}") from None
+    if len(key) != 32:
+        raise ValueError(f"{ORIGINAL_KEY_ENV} must be 32 bytes for AES-256-GCM, got {len(key)}")
+    return AESGCM(key)
+
+
+def seal_original(raw: bytes, letter_id: str, key_text: str) -> bytes:
+    """Encrypt a dead letter's original bytes (AES-256-GCM, the letter id as AAD)."""
+    nonce = os.urandom(12)
+    return SEALED_MAGIC + nonce + _cipher(key_text).encrypt(nonce, raw, letter_id.encode())
+
+
+def open_original(letter: Mapping[str, Any], key_text: str) -> bytes | None:
+    """The original bytes of a dead letter (kept or sealed), None if it was dropped."""
+    if letter.get("original") is None:
+        return None
+    blob = base64.b64decode(letter["original"])
+    if not blob.startswith(SEALED_MAGIC):
+        return blob
+    nonce, sealed = blob[len(SEALED_MAGIC):len(SEALED_MAGIC) + 12], blob[len(SEALED_MAGIC) + 12:]
+    plain: bytes = _cipher(key_text).decrypt(nonce, sealed, str(letter["id"]).encode())
+    return plain
+
+
+_warned: set[str] = set()
+
+
 def dead_letter(
     source: Source, raw: bytes, reason: str, detail: str, received_at: int, *,
     input_id: str | None = None, keep_original: bool = True,
 ) -> dict[str, Any]:
-    """A dead-letter message; its id is derived from where the bytes came from."""
-    fingerprint = hashlib.sha256(raw).hexdigest()[:16]
+    """A dead-letter message; its id is derived from where the bytes came from.
+
+    No readable field (detail, input_id) holds an identity-number shape, and the
+    original bytes are kept, sealed or dropped as `original_mode` says; bytes that hold
+    such a number are dropped whatever the mode, and are fingerprinted only after
+    redaction (so the id is no oracle for guessing the number).
+    """
+    has_number = reason == "raw_identity_number" or holds_identity_number(raw)
+    fingerprint = hashlib.sha256(
+        RAW_ID_BYTES.sub(b"[redacted]", raw) if has_number else raw).hexdigest()[:16]
+    letter_id = "dl-" + hashlib.sha256(
+        f"{source.topic}|{source.partition}|{source.offset}|{source.line}|{fingerprint}".encode()
+    ).hexdigest()[:24]
+    try:
+        mode, key_text = original_mode()
+    except ValueError as exc:  # fail closed: never keep what we were told to protect
+        if str(exc) not in _warned:
+            _warned.add(str(exc))
+            logging.getLogger("checkpoint_streams").error("dead letters drop originals: %s", exc)
+        mode, key_text = "drop", None
+    original: str | None = None
+    if keep_original and not has_number and mode != "drop":
+        payload = seal_original(raw, letter_id, key_text or "") if mode == "encrypt" else raw
+        original = base64.b64encode(payload).decode()
+    if input_id is not None and (holds_identity_number(input_id) or len(input_id) > 256):
+        input_id = None
     return {
-        "id": "dl-" + hashlib.sha256(
-            f"{source.topic}|{source.partition}|{source.offset}|{source.line}|{fingerprint}".encode()
-        ).hexdigest()[:24],
+        "id": letter_id,
         "reason": reason,
-        "detail": RAW_ID_TEXT.sub("[redacted]", detail)[:500],
+        "detail": redact(detail)[:500] or reason,
         "source": {"topic": source.topic, "partition": source.partition,
                    "offset": source.offset, "line": source.line},
         "input_id": input_id,
-        "original": base64.b64encode(raw).decode() if keep_original else None,
+        "original": original,
         "received_at": format_ts(received_at),
     }
 

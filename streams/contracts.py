@@ -253,3 +253,296 @@ def topics() -> dict[str, TopicSpec]:
     Returns a fresh dict each call so callers cannot mutate the cached mapping.
     """
     return dict(_topics(SCHEMA_DIR.resolve()))
+
+
+# ------------------------------------------------------------------ compatibility
+#: Released contracts live under ``schemas/released/<version>/`` (the schema files and
+#: ``asyncapi.yaml`` exactly as shipped), so the current contract can be checked against
+#: the last release before it ships.
+RELEASED_DIR: Path = SCHEMA_DIR / "released"
+
+_BOUNDS_LOW = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties")
+_BOUNDS_HIGH = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
+
+
+@dataclass(frozen=True)
+class Breaking:
+    """One incompatible change: which schema, where (a JSON-pointer-like path), what."""
+
+    schema: str
+    path: str
+    change: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}{self.path or '/'}: {self.change}"
+
+
+def released_versions(released_dir: Path | None = None) -> list[str]:
+    """Released contract versions, oldest first (``0.1.0`` < ``0.10.0``)."""
+    directory = released_dir or RELEASED_DIR
+    names = [p.name for p in directory.iterdir() if p.is_dir()] if directory.is_dir() else []
+
+    def key(name: str) -> tuple[int, ...]:
+        return tuple(int(part) if part.isdigit() else -1 for part in name.split("."))
+
+    return sorted(names, key=key)
+
+
+class _Doc:
+    """One schema directory with ``$ref`` resolution across its files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files: dict[str, dict[str, Any]] = {}
+
+    def file(self, name: str) -> dict[str, Any]:
+        if name not in self.files:
+            self.files[name] = json.loads((self.directory / name).read_text(encoding="utf-8"))
+        return self.files[name]
+
+    def target(self, where: str, ref: str) -> tuple[str, Any]:
+        """What a ``$ref`` found in file ``where`` points to: (its file, the subschema)."""
+        file_part, _, pointer = ref.partition("#")
+        target_file = file_part.rsplit("/", 1)[-1] if file_part else where
+        node: Any = self.file(target_file)
+        for token in [t for t in pointer.split("/") if t]:
+            node = node[token.replace("~1", "/").replace("~0", "~")]
+        return target_file, node
+
+
+@dataclass
+class _View:
+    """The constraints of a (sub)schema with its allOf branches folded together."""
+
+    types: frozenset[str] | None = None
+    values: frozenset[str] | None = None  # enum/const, as canonical JSON
+    patterns: frozenset[str] = frozenset()
+    formats: frozenset[str] = frozenset()
+    opaque: frozenset[str] = frozenset()  # not / if-then-else, compared as text
+    low: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+    properties: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+    closed: bool = False
+    additional: list[tuple[str, Any]] = field(default_factory=list)
+    items: list[tuple[str, Any]] = field(default_factory=list)
+    alternatives: list[list[tuple[str, Any]]] = field(default_factory=list)
+    unique: bool = False
+
+
+def _accepts(wide: frozenset[str] | None, narrow: frozenset[str] | None) -> bool:
+    """Does a `type` of `wide` accept every instance a `type` of `narrow` accepts?"""
+    if wide is None:
+        return True
+    if narrow is None:
+        return False
+    return all(t in wide or (t == "integer" and "number" in wide) for t in narrow)
+
+
+def _names(types: frozenset[str] | None) -> list[str]:
+    return sorted(types) if types is not None else ["any"]
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+Parts = list[tuple[str, Any]]  # subschemas that all apply, each with the file it is in
+
+
+def _view(doc: _Doc, parts: Parts) -> _View:
+    view = _View()
+    stack = list(parts)
+    hops = 0
+    while stack:
+        at, schema = stack.pop()
+        if not isinstance(schema, Mapping):
+            continue
+        if isinstance(schema.get("$ref"), str):  # the target and the sibling keywords apply
+            hops += 1
+            if hops > 1000:
+                raise ValueError(f"{at}: $ref cycle")
+            stack.append(doc.target(at, schema["$ref"]))
+            schema = {k: v for k, v in schema.items() if k != "$ref"}
+        for branch in schema.get("allOf", ()):
+            stack.append((at, branch))
+        kind = schema.get("type")
+        if kind is not None:
+            kinds = frozenset([kind] if isinstance(kind, str) else kind)
+            view.types = kinds if view.types is None else view.types & kinds
+        allowed = ([schema["const"]] if "const" in schema else schema.get("enum"))
+        if allowed is not None:
+            values = frozenset(_canon(v) for v in allowed)
+            view.values = values if view.values is None else view.values & values
+        if "pattern" in schema:
+            view.patterns |= {schema["pattern"]}
+        if "format" in schema:
+            view.formats |= {schema["format"]}
+        for keyword in ("not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+                        "propertyNames", "contains", "prefixItems", "patternProperties"):
+            if keyword in schema:
+                view.opaque |= {keyword + "=" + _canon(schema[keyword])}
+        for keyword in _BOUNDS_LOW:
+            if keyword in schema:
+                view.low[keyword] = max(view.low.get(keyword, schema[keyword]), schema[keyword])
+        for keyword in _BOUNDS_HIGH:
+            if keyword in schema:
+                view.high[keyword] = min(view.high.get(keyword, schema[keyword]), schema[keyword])
+        for name, sub in (schema.get("properties") or {}).items():
+            view.properties.setdefault(name, []).append((at, sub))
+        view.required |= frozenset(schema.get("required", ()))
+        if schema.get("additionalProperties") is False:
+            view.closed = True
+        elif isinstance(schema.get("additionalProperties"), Mapping):
+            view.additional.append((at, schema["additionalProperties"]))
+        if "items" in schema:
+            view.items.append((at, schema["items"]))
+        for keyword in ("anyOf", "oneOf"):
+            if keyword in schema:
+                view.alternatives.append([(at, alt) for alt in schema[keyword]])
+        view.unique = view.unique or bool(schema.get("uniqueItems"))
+    return view
+
+
+class _Comparer:
+    def __init__(self, old: _Doc, new: _Doc, schema: str, output: bool) -> None:
+        self.old, self.new, self.schema, self.output = old, new, schema, output
+        self.found: list[Breaking] = []
+
+    def flag(self, path: str, change: str) -> None:
+        self.found.append(Breaking(self.schema, path, change))
+
+    def compare(self, path: str, old: Parts, new: Parts, depth: int = 0) -> None:
+        if depth > 40:
+            return
+        before, after = _view(self.old, old), _view(self.new, new)
+        self._scalars(path, before, after)
+        for name, parts in before.properties.items():
+            if name not in after.properties:
+                if after.closed or self.output or name in before.required:
+                    self.flag(f"{path}/{name}", "field removed or renamed")
+                else:  # an open input schema still accepts it, but nothing reads it any more
+                    self.flag(f"{path}/{name}", "field removed or renamed (producers still send it)")
+                continue
+            self.compare(f"{path}/{name}", parts, after.properties[name], depth + 1)
+        for name in sorted(after.required - before.required):
+            self.flag(f"{path}/{name}", "new required field")
+        if self.output:
+            for name in sorted(before.required - after.required):
+                self.flag(f"{path}/{name}", "field no longer guaranteed in an output")
+        if after.closed and not before.closed:
+            self.flag(path, "closed to unknown fields (additionalProperties: false)")
+        elif self.output and before.closed and not after.closed:
+            self.flag(path, "output opened to unknown fields")
+        if before.additional and after.additional:
+            self.compare(f"{path}/additionalProperties", before.additional, after.additional,
+                         depth + 1)
+        elif after.additional and not before.closed:
+            self.flag(f"{path}/additionalProperties", "constraints on unknown fields added")
+        if before.items and after.items:
+            self.compare(f"{path}/items", before.items, after.items, depth + 1)
+        elif after.items and not before.items:
+            self.flag(f"{path}/items", "item constraints added")
+        if after.unique and not before.unique:
+            self.flag(path, "uniqueItems added")
+        self._alternatives(path, before, after, depth)
+
+    def _scalars(self, path: str, before: _View, after: _View) -> None:
+        if not _accepts(after.types, before.types):
+            self.flag(path, f"type tightened: {_names(before.types)} -> {_names(after.types)}")
+        elif self.output and not _accepts(before.types, after.types):
+            self.flag(path, f"output type widened: {_names(before.types)} -> {_names(after.types)}")
+        if after.values is not None:
+            if before.values is None:
+                self.flag(path, "enum/const added")
+            elif before.values - after.values:
+                self.flag(path, f"enum values removed: {sorted(before.values - after.values)}")
+        if self.output and before.values is not None:
+            if after.values is None:
+                self.flag(path, "output enum/const removed (any value may appear)")
+            elif after.values - before.values:
+                self.flag(path, f"output enum widened: {sorted(after.values - before.values)}")
+        if after.patterns - before.patterns:
+            self.flag(path, f"pattern added or changed: {sorted(after.patterns - before.patterns)}")
+        if after.formats - before.formats:
+            self.flag(path, f"format added: {sorted(after.formats - before.formats)}")
+        if after.opaque - before.opaque:
+            self.flag(path, "constraint added or changed: "
+                            + ", ".join(sorted(o.split("=", 1)[0] for o in after.opaque - before.opaque)))
+        for keyword, value in after.low.items():
+            if keyword not in before.low or value > before.low[keyword]:
+                self.flag(path, f"{keyword} raised to {value}")
+        for keyword, value in after.high.items():
+            if keyword not in before.high or value < before.high[keyword]:
+                self.flag(path, f"{keyword} lowered to {value}")
+        if self.output:
+            if before.patterns - after.patterns:
+                self.flag(path, "output pattern removed or changed")
+            for keyword, value in before.low.items():
+                if after.low.get(keyword, float("-inf")) < value:
+                    self.flag(path, f"output {keyword} lowered")
+            for keyword, value in before.high.items():
+                if after.high.get(keyword, float("inf")) > value:
+                    self.flag(path, f"output {keyword} raised")
+
+    def _alternatives(self, path: str, before: _View, after: _View, depth: int) -> None:
+        if not after.alternatives:
+            return
+        if not before.alternatives:
+            self.flag(path, "anyOf/oneOf added")
+            return
+        for group_old, group_new in zip(before.alternatives, after.alternatives, strict=False):
+            for number, old_alt in enumerate(group_old):
+                if not any(self._fits(path, [old_alt], [new_alt], depth) for new_alt in group_new):
+                    self.flag(f"{path}/anyOf/{number}", "alternative removed or tightened")
+
+    def _fits(self, path: str, old: Parts, new: Parts, depth: int) -> bool:
+        probe = _Comparer(self.old, self.new, self.schema, self.output)
+        probe.compare(path, old, new, depth + 1)
+        return not probe.found
+
+
+def _channels(directory: Path) -> dict[str, TopicSpec]:
+    return dict(_topics(directory.resolve())) if (directory / ASYNCAPI_FILE).is_file() else {}
+
+
+def compatibility(released: Path, current: Path | None = None) -> list[Breaking]:
+    """Every change from the ``released`` contract to ``current`` that breaks a party.
+
+    Inputs (producers are scanners and upstream systems that keep sending what the
+    released contract allowed) must accept every message they accepted: a removed or
+    renamed field, a new required field, or a tightened type, enum, const, pattern,
+    format, bound or ``additionalProperties`` is breaking. Outputs and internal topics
+    (consumers were written against the released contract) additionally may not widen
+    a type, an enum, a pattern or a bound, nor stop guaranteeing a required field. Adding an optional field
+    is compatible both ways (readers ignore fields they do not know). Topic level: a
+    removed topic, or a changed key, partition count or compaction, is breaking.
+
+    Conservative where it cannot decide: any change to a pattern or to a ``not``/
+    ``if``-``then`` constraint is reported, since regular-language containment is not
+    checked.
+    """
+    current = current or SCHEMA_DIR
+    old_doc, new_doc = _Doc(released), _Doc(current)
+    old_topics, new_topics = _channels(released), _channels(current)
+    direction = {spec.message: spec.direction for spec in old_topics.values()}
+    found: list[Breaking] = []
+    for name, path in schema_files(released).items():
+        file = path.name
+        if not (current / file).is_file():
+            found.append(Breaking(name, "", "schema removed"))
+            continue
+        output = direction.get(name, "input") != "input"
+        comparer = _Comparer(old_doc, new_doc, name, output)
+        comparer.compare("", [(file, old_doc.file(file))], [(file, new_doc.file(file))])
+        found.extend(comparer.found)
+    for topic, spec in old_topics.items():
+        now = new_topics.get(topic)
+        if now is None:
+            found.append(Breaking("asyncapi", f"/{topic}", "topic removed"))
+            continue
+        for attribute in ("key", "partitions", "compacted", "message"):
+            if getattr(spec, attribute) != getattr(now, attribute):
+                found.append(Breaking("asyncapi", f"/{topic}", f"{attribute} changed: "
+                                      f"{getattr(spec, attribute)!r} -> {getattr(now, attribute)!r}"))
+    return found

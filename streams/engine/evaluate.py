@@ -356,10 +356,21 @@ def _policy_for(state: PersonState, ctx: Context, at: int, fallback_area: str | 
     return ctx.policies.in_force(area, at) if area else None
 
 
+#: What one person's state may remember of travel. A state is one changelog record, and a
+#: record over Kafka's 1 MB limit crashes the worker's producer (and the redelivered input
+#: then crashes the next owner): a scan may list 2,000 stays, so without a bound a few
+#: dozen hostile scans of one person stop the pipeline. Real itineraries hold a few dozen
+#: stays within the lookback window; past the bound the oldest stays are forgotten first.
+VISITS_LIMIT = 1024
+TRIPS_LIMIT = 128
+
+
 def _record_travel(state: PersonState, scan: Mapping[str, Any], at: int, max_lookback: int) -> None:
     day = local_day(at)
     for entry in scan.get("travel", ()):
-        visited = parse_date(entry["date"])
+        # a stay cannot lie after the scan: a future date counts as the scan's day, so it
+        # stays in the window (a risk is not hidden) and expires like any other stay
+        visited = min(parse_date(entry["date"]), day)
         if visited > state.visits.get(entry["area"], -1):
             state.visits[entry["area"]] = visited
     checkpoint_area = scan["checkpoint"]["area"]
@@ -367,7 +378,13 @@ def _record_travel(state: PersonState, scan: Mapping[str, Any], at: int, max_loo
     oldest = day - max_lookback - 1
     for area in [a for a, d in state.visits.items() if d < oldest]:
         del state.visits[area]
+    if len(state.visits) > VISITS_LIMIT:
+        newest = sorted(state.visits.items(), key=lambda item: item[1], reverse=True)
+        keep = {area for area, _ in newest[:VISITS_LIMIT]}
+        state.visits = {a: d for a, d in state.visits.items() if a in keep}
     for key in [k for k, t in state.trips.items() if t["day"] < oldest]:
+        del state.trips[key]
+    for key in list(state.trips)[: max(len(state.trips) - TRIPS_LIMIT + 1, 0)]:
         del state.trips[key]
 
 

@@ -1,0 +1,178 @@
+"""Transport security against the real broker: SASL_SSL (SCRAM-SHA-512 over TLS) and ACLs.
+
+Given a broker that only speaks SASL_SSL with a certificate from a CA made in the test,
+and ACLs that give the worker its namespace and the scanner nothing but "write scans",
+When a worker connects with the worker's credentials and a scanner produces scans,
+Then code changes come out; and the scanner's credentials can neither read an output,
+nor write any other topic, nor join a consumer group.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import KafkaError
+
+from streams import security
+from streams.admin import create_topics
+from tests.integration.harness import Namespace, Worker
+from tests.security.conftest import SecureBroker
+
+SCAN = {"id": "st-sec-1", "person": "person-sec-0001", "event_time": "2022-08-21T10:00:00+08:00",
+        "checkpoint": {"id": "TY-SOUTH", "kind": "station", "area": "140105"},
+        "travel": [{"area": "540102", "date": "2022-08-19"}]}
+
+
+def _clients(broker: SecureBroker, user: str, password: str | None = None) -> dict[str, Any]:
+    env = broker.client_env(user)
+    if password is not None:
+        env["CHECKPOINT_SASL_PASSWORD"] = password
+    return {"bootstrap_servers": broker.bootstrap, **security.from_env(env).kafka_python()}
+
+
+def _allow(principal: str, kind: ResourceType, name: str, *operations: ACLOperation) -> list[ACL]:
+    pattern = ResourcePattern(kind, name, ACLResourcePatternType.PREFIXED)
+    return [ACL(f"User:{principal}", "*", op, ACLPermissionType.ALLOW, pattern) for op in operations]
+
+
+@pytest.fixture
+def secured(secure_broker: SecureBroker, monkeypatch: pytest.MonkeyPatch) -> Namespace:
+    """This test's topics (created as the admin) and the ACLs of its principals."""
+    for name, value in secure_broker.client_env("admin").items():
+        monkeypatch.setenv(name, value)  # streams.admin reads the same variables
+    ns = Namespace.__new__(Namespace)
+    tag = f"sec{int(time.time() * 1000) % 10**8}"
+    ns.bootstrap, ns.prefix, ns.app_id = secure_broker.bootstrap, f"t{tag}.", f"cs-{tag}"
+    create_topics(ns.bootstrap, prefix=ns.prefix)
+    admin = KafkaAdminClient(**_clients(secure_broker, "admin"))
+    try:
+        acls = [
+            # the worker: everything in its namespace and its app's internal topics and group
+            *_allow("worker", ResourceType.TOPIC, ns.prefix, ACLOperation.ALL),
+            *_allow("worker", ResourceType.TOPIC, ns.app_id, ACLOperation.ALL),
+            *_allow("worker", ResourceType.GROUP, ns.app_id, ACLOperation.ALL),
+            # the scanner: write (and look up) scan topics, nothing else
+            *_allow("scanner", ResourceType.TOPIC, ns.prefix + "checkpoint.scans.",
+                    ACLOperation.WRITE, ACLOperation.DESCRIBE),
+        ]
+        result = admin.create_acls(acls)
+        assert not result["failed"], result["failed"]
+        # ACLs take effect when the broker applies the metadata record: wait until they show
+        everything = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                               ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+        deadline = time.monotonic() + 20
+        while True:
+            found, _ = admin.describe_acls(everything)
+            names = {acl.resource_pattern.resource_name for acl in found}
+            if {ns.prefix, ns.app_id, ns.prefix + "checkpoint.scans."} <= names:
+                break
+            assert time.monotonic() < deadline, "ACLs not applied"
+            time.sleep(0.2)
+        time.sleep(0.5)  # describe and authorize read one metadata image; leave it a moment
+    finally:
+        admin.close()
+    return ns
+
+
+def _produce(broker: SecureBroker, user: str, topic: str, value: dict[str, Any]) -> None:
+    producer = KafkaProducer(**_clients(broker, user), acks="all", max_block_ms=8_000,
+                             request_timeout_ms=10_000, retries=0, enable_idempotence=False)
+    try:
+        producer.send(topic, key=value["person"].encode(), value=orjson.dumps(value)).get(timeout=20)
+    finally:
+        producer.close(timeout=5)
+
+
+def _read(broker: SecureBroker, user: str, topic: str, timeout_ms: int = 3000) -> list[Any]:
+    """Every message of `topic` (partitions assigned, no group); errors are raised."""
+    consumer = KafkaConsumer(**_clients(broker, user), enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in range(4)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=300).values():
+                out.extend(orjson.loads(m.value) for m in records)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_a_worker_over_sasl_ssl_turns_a_scanners_scan_into_a_code_change(
+        secure_broker: SecureBroker, secured: Namespace, tmp_path: Path):
+    worker = Worker(secured, tmp_path, clock="stream", env=secure_broker.client_env("worker")).start()
+    try:
+        _produce(secure_broker, "scanner", secured.topic("checkpoint.scans.station"), SCAN)
+        deadline = time.monotonic() + 60
+        events: list[Any] = []
+        while not events and time.monotonic() < deadline:
+            events = _read(secure_broker, "admin", secured.topic("checkpoint.code-changes"), 1500)
+        assert [(e["person"], e["kind"], e["to"]) for e in events] == [("person-sec-0001", "assign", "red")]
+        log = worker.log_path.read_text()
+        assert secure_broker.passwords["worker"] not in log  # never logged
+    finally:
+        worker.stop()
+
+
+def test_the_scanner_can_only_produce_scans(secure_broker: SecureBroker, secured: Namespace):
+    _produce(secure_broker, "scanner", secured.topic("checkpoint.scans.highway"),
+             {**SCAN, "id": "hw-sec-1", "checkpoint": {**SCAN["checkpoint"], "kind": "highway"}})
+    for topic in ("checkpoint.code-changes", "checkpoint.risk-areas", "checkpoint.operator-commands",
+                  "checkpoint.dead-letters"):
+        with pytest.raises(KafkaError) as denied:  # forging outputs, the register or commands
+            _produce(secure_broker, "scanner", secured.topic(topic), SCAN)
+        assert "Authorization" in type(denied.value).__name__, denied.value
+    for topic in ("checkpoint.code-changes", "checkpoint.scans.station"):  # reading anything
+        _produce(secure_broker, "admin", secured.topic(topic), {**SCAN, "id": f"x-{topic}"})
+        assert _read(secure_broker, "admin", secured.topic(topic))  # there is something to read
+        try:
+            leaked = _read(secure_broker, "scanner", secured.topic(topic))
+        except KafkaError as denied:
+            assert "Authorization" in type(denied).__name__, denied
+        else:
+            assert leaked == [], f"the scanner read {topic}"
+    consumer = KafkaConsumer(secured.topic("checkpoint.scans.station"), group_id=secured.app_id,
+                             **_clients(secure_broker, "scanner"))
+    try:  # nor join the workers' consumer group (it would steal their partitions)
+        got: dict[Any, Any] = {}
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            try:
+                got.update(consumer.poll(timeout_ms=500))
+            except KafkaError as exc:
+                assert "Authorization" in type(exc).__name__, exc
+                break
+        assert not got and not consumer.assignment()
+    finally:
+        consumer.close()
+
+
+def test_wrong_password_and_plaintext_are_refused(secure_broker: SecureBroker, secured: Namespace):
+    """The broker says why (its log), the client only sees that it cannot connect."""
+    topic = secured.topic("checkpoint.scans.station")
+    attempts = {
+        "invalid credentials": _clients(secure_broker, "scanner", password="not-the-password-1"),
+        "SSL handshake failed": {"bootstrap_servers": secure_broker.bootstrap},  # no TLS at all
+    }
+    for reason, settings in attempts.items():
+        before = secure_broker.log.read_text(errors="replace").count(reason)
+        with pytest.raises(KafkaError):
+            KafkaProducer(**settings, max_block_ms=5000, bootstrap_timeout_ms=5000).partitions_for(topic)
+        assert secure_broker.log.read_text(errors="replace").count(reason) > before, reason
