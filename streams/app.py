@@ -112,12 +112,15 @@ exposures = _topic(T.EXPOSURES)
 reports_topic = _topic(T.REPORTS)
 report_parts = _topic(T.REPORT_PARTS)
 
-persons = app.Table("persons", key_type=str, value_type=bytes,
+# Table keys are the raw UTF-8 bytes of the person (key_type=bytes: raw serializer), exactly
+# the bytes of the input topics' keys. With key_type=str Faust would JSON-quote the key and
+# `use_partitioner` would file a person's state under another partition than their inputs.
+persons = app.Table("persons", key_type=bytes, value_type=bytes,
                     partitions=S.partitions, use_partitioner=True)
-due_index = app.Table("due-index", key_type=str, value_type=bytes,
+due_index = app.Table("due-index", key_type=bytes, value_type=bytes,
                       partitions=S.partitions, use_partitioner=True)
 # area:date -> {"counts": merged report counts, "parts": ids of the parts already added}
-report_counts = app.Table("report-counts", key_type=str, value_type=bytes,
+report_counts = app.Table("report-counts", key_type=bytes, value_type=bytes,
                           partitions=S.partitions, use_partitioner=True)
 
 
@@ -136,16 +139,23 @@ class Runtime:
         self.last_report_day: int | None = None
         self.report_queue: list[int] = []
         self.register_ready = asyncio.Event()
-        self.stream_time = 0
+        #: stream clock: the largest event time consumed per partition (a person's timers
+        #: follow their own partition, whose earlier inputs are all processed by then)
+        self.stream_times: dict[int, int] = {}
         streaming = S.clock == "stream"
         self.limits = codec.Limits(
             max_future_ms=None if streaming else S.max_future_seconds * 1000,
             max_age_ms=S.max_age_days * 86_400_000 if S.max_age_days and not streaming else None,
         )
 
-    def clock(self) -> int:
-        """Now, for timers: the wall clock, or in stream mode the largest event time seen."""
-        return self.stream_time if S.clock == "stream" else now_ms()
+    def clock(self, partition: int | None = None) -> int:
+        """Now, for timers: the wall clock, or in stream mode the largest event time consumed
+        on `partition` (on any partition when None)."""
+        if S.clock != "stream":
+            return now_ms()
+        if partition is None:
+            return max(self.stream_times.values(), default=0)
+        return self.stream_times.get(partition, 0)
 
     def assigned(self) -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives()
@@ -174,7 +184,7 @@ DECODED_LIMIT = 20_000
 
 
 def load_state(person: str) -> PersonState | None:
-    raw = persons.get(person)
+    raw = persons.get(person.encode())
     if not raw:
         return None
     cached = _decoded.pop(person, None)
@@ -186,7 +196,7 @@ def load_state(person: str) -> PersonState | None:
 def _save_state(person: str, state: PersonState) -> None:
     """The person-state encoding: orjson of the dataclasses, one table row per person."""
     raw = orjson.dumps(state)
-    persons[person] = raw
+    persons[person.encode()] = raw
     _decoded.pop(person, None)
     _decoded[person] = (raw, state)
     if len(_decoded) > DECODED_LIMIT:
@@ -245,10 +255,12 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
     """Run person inputs through the engine; outputs are acknowledged before state is saved."""
     changed: dict[str, PersonState] = {}
     for person, kind, value, stream in items:
-        if kind != TICK:
-            rt.stream_time = max(rt.stream_time, parse_ts(value["event_time"]))
+        if kind != TICK and S.clock == "stream":
+            part = partition_of(person)
+            rt.stream_times[part] = max(rt.stream_times.get(part, 0), parse_ts(value["event_time"]))
         state = changed[person] if person in changed else load_state(person)
-        outcome = process(state, person, kind, value, Context(rt.register, rt.policies, rt.clock()))
+        now = rt.clock(partition_of(person) if S.clock == "stream" else None)
+        outcome = process(state, person, kind, value, Context(rt.register, rt.policies, now))
         changed[person] = outcome.state
         if kind != TICK:
             metrics.INPUTS.labels(stream, outcome.status).inc()
@@ -264,13 +276,13 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
         rt.index.add(state)
         rt.colours[person] = tuple(c.colour for c in state.controls)
         due = state.next_due()
-        previous = due_index.get(person)
+        previous = due_index.get(person.encode())
         if due is None:
             if previous is not None:
-                del due_index[person]
+                del due_index[person.encode()]
         else:
             if previous is None or int(previous) != due:
-                due_index[person] = str(due).encode()
+                due_index[person.encode()] = str(due).encode()
             heapq.heappush(rt.heap, (due, person))
 
 
@@ -493,12 +505,14 @@ async def _rebuild_indexes() -> None:
         rt.index = VisitorIndex()
         rt.colours = {}
         rt.heap = []
-        for person, raw in list(persons.items()):
+        for key, raw in list(persons.items()):
+            person = key.decode()
             if raw and partition_of(person) in mine:
                 state = PersonState.from_json(orjson.loads(raw))
                 rt.index.add(state)
                 rt.colours[person] = tuple(c.colour for c in state.controls)
-        for person, due in list(due_index.items()):
+        for key, due in list(due_index.items()):
+            person = key.decode()
             if due and partition_of(person) in mine:
                 rt.heap.append((int(due), person))
         heapq.heapify(rt.heap)
@@ -514,15 +528,21 @@ async def release_timer() -> None:
         now = rt.clock()
         mine = rt.assigned()
         due_people: dict[str, int] = {}
+        later: list[tuple[int, str]] = []
         overdue = 0
         while rt.heap and rt.heap[0][0] <= now:
             due, person = heapq.heappop(rt.heap)
-            current = due_index.get(person)
+            current = due_index.get(person.encode())
             if current is None or int(current) != due or partition_of(person) not in mine:
                 continue  # stale entry
+            if S.clock == "stream" and due > rt.clock(partition_of(person)):
+                later.append((due, person))  # its own partition has not reached that time
+                continue
             due_people.setdefault(person, due)
             if due < now - 2 * S.timer_interval * 1000:
                 overdue += 1
+        for entry in later:
+            heapq.heappush(rt.heap, entry)
         metrics.OVERDUE_RELEASES.set(overdue)
         if overdue and S.clock == "wall":  # in stream mode event time jumps: late by design
             log.error("overdue releases", extra={"overdue": overdue, "timer_interval": S.timer_interval})
@@ -591,14 +611,14 @@ async def daily_reports() -> None:
         for day in to_file:
             date = format_date(day)
             areas = set(report_areas(rt.policies, S.report_areas))
-            areas.update(key.split(":", 1)[0] for key in list(report_counts.keys())
-                         if key.endswith(":" + date))
+            areas.update(key.decode().split(":", 1)[0] for key in list(report_counts.keys())
+                         if key.decode().endswith(":" + date))
             sent = []
             for area in sorted(areas):
                 key = f"{area}:{date}"
                 if partition_of(key) not in mine:
                     continue
-                raw = report_counts.get(key)
+                raw = report_counts.get(key.encode())
                 report = report_from_part(key, orjson.loads(raw)["counts"] if raw else None, now_ms())
                 sent.append(await _send(reports_topic, key, report))
             if sent:
@@ -611,13 +631,13 @@ async def report_part_agent(stream: Any) -> None:
     async for event in stream.events():
         part = orjson.loads(event.message.value)
         key = f"{part['area']}:{part['date']}"
-        raw = report_counts.get(key)
+        raw = report_counts.get(key.encode())
         current = orjson.loads(raw) if raw else {"counts": None, "parts": []}
         if part["id"] in current["parts"]:
             continue  # a redelivered part: counted once
         current["counts"] = merge_part(current["counts"], part["counts"])
         current["parts"] = [*current["parts"], part["id"]][-500:]
-        report_counts[key] = orjson.dumps(current)
+        report_counts[key.encode()] = orjson.dumps(current)
 
 
 # ------------------------------------------------------------------------ web views

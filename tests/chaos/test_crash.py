@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.chaos import streamgen
 from tests.chaos.conftest import Feed, changelog, report, settle_outputs
 
@@ -101,13 +99,6 @@ def test_broker_stop_and_restart_mid_stream_worker_reconnects_and_catches_up(
     _check(rec)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "persons/due-index are Table(key_type=str): Faust serialises their keys as JSON ('\"p\"'), so "
-    "use_partitioner puts a person's changelog record in murmur2('\"p\"') % 4, not in the partition of "
-    "the person's inputs (murmur2('p') % 4). With two workers one is the standby of the changelog "
-    "partition its own persons live in, replays its own older writes over newer ones, and later "
-    "writes the stale state back: lost controls and releases, duplicate assignments. Fix in "
-    "streams/app.py (table keys must serialise to the input key bytes)."))
 def test_two_workers_kill_one_the_other_takes_over_and_outputs_reconcile(ns, workers, tmp_path: Path):
     """Given two workers sharing the partitions, When one is SIGKILLed mid-stream, Then the
     other is assigned all partitions, recovers their state and the outputs reconcile."""
