@@ -243,7 +243,7 @@ async def _dead_letter(stream: str, message: Any, rejected: codec.Rejected,
                                keep_original=rejected.keep_original)
     metrics.DEAD_LETTERS.labels(stream, rejected.reason).inc()
     metrics.INPUTS.labels(stream, "dead_letter").inc()
-    log.warning("dead letter", extra={"input_id": rejected.input_id, "reason": rejected.reason,
+    log.warning("dead letter", extra={"input_id": letter["input_id"], "reason": rejected.reason,
                                       "topic": message.topic, "partition": message.partition,
                                       "offset": message.offset})
     pending.append(await _send(dead_letters, message.topic, letter))

@@ -455,6 +455,12 @@ def worker(ctx: click.Context, broker: str, web_port: int | None, store: str | N
     `areas` read).
     """
     os.environ["CHECKPOINT_BROKER"] = broker
+    from .codec import original_mode
+
+    try:
+        original_mode()  # a dead-letter setting that cannot work fails now, not at the first one
+    except ValueError as exc:
+        fail(str(exc))
     if web_port is not None:
         os.environ["CHECKPOINT_WEB_PORT"] = str(web_port)
     if store is not None:
@@ -1234,6 +1240,37 @@ def broker_stop() -> None:
 def broker_status() -> None:
     """Exit 0 if the local broker runs."""
     _broker("status")
+
+
+# ---------------------------------------------------------------------------- privacy
+@main.command("person-ref")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the deployment key (default $CHECKPOINT_PERSON_KEY_FILE, "
+                   "or the key itself in $CHECKPOINT_PERSON_KEY).")
+@click.option("--check", is_flag=True, help="Refuse lines that are not valid resident ID numbers.")
+def person_ref_cmd(key_file: Path | None, check: bool) -> None:
+    """Turn identity numbers (stdin, one a line) into person references (stdout).
+
+    \b
+    What edge scanners run before anything enters a topic: HMAC-SHA256 with the
+    deployment key, base32. The numbers never leave this process, and errors
+    never echo them.
+      checkpoint-streams generate-key > /secure/person.key
+      echo 110101199003077777 | checkpoint-streams person-ref --key-file /secure/person.key
+    """
+    from . import privacy
+
+    args = ["person-ref", *(["--key-file", str(key_file)] if key_file else []),
+            *(["--check"] if check else [])]
+    sys.exit(privacy.main(args))
+
+
+@main.command("generate-key")
+def generate_key_cmd() -> None:
+    """Print a new random deployment key for person references (keep it secret)."""
+    from . import privacy
+
+    sys.exit(privacy.main(["generate-key"]))
 
 
 if __name__ == "__main__":  # pragma: no cover
