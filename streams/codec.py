@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from . import areas, contracts, fastcheck
+from .engine.evaluate import digest
 from .engine.timeutil import format_ts, parse_ts
 from .topics import INPUT_SCHEMAS
 
@@ -168,9 +169,8 @@ def dead_letter(
     has_number = reason == "raw_identity_number" or holds_identity_number(raw)
     fingerprint = hashlib.sha256(
         RAW_ID_BYTES.sub(b"[redacted]", raw) if has_number else raw).hexdigest()[:16]
-    letter_id = "dl-" + hashlib.sha256(
-        f"{source.topic}|{source.partition}|{source.offset}|{source.line}|{fingerprint}".encode()
-    ).hexdigest()[:24]
+    letter_id = "dl-" + digest(source.topic, source.partition, source.offset, source.line,
+                               fingerprint)
     try:
         mode, key_text = original_mode()
     except ValueError as exc:  # fail closed: never keep what we were told to protect

@@ -273,3 +273,14 @@ def test_process_is_pure_given_the_same_inputs():
     ctx = Context(reg, POLICIES, t("2022-08-21T10:00:01"))
     assert process(None, "p-pure0001", "scan", value, ctx).events == \
         process(None, "p-pure0001", "scan", value, ctx).events
+
+
+def test_ids_never_hold_a_run_of_18_digits():
+    """An output id must pass the same identity-number checks as any input."""
+    import re
+
+    from streams.engine.evaluate import digest
+
+    ids = [digest("person", n) for n in range(20_000)]
+    assert all(re.fullmatch(r"[0-9a-f]{24}", i) and not re.search(r"[0-9]{8}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
