@@ -241,12 +241,10 @@ def check(topic: str, value: Any, now: int, limits: Limits | None = None, *,
     """Validate an already-parsed input; raises `Rejected` with a reason code.
 
     `parsed_from`: the JSON bytes `value` was parsed from with orjson, already searched
-    with `RAW_ID_BYTES` (as `decode` and `replay.read_recording` do). Decisions do not
-    change; two costs go: (1) `value` is then plain JSON, so the compiled schema check
-    (`fastcheck`) may accept it before the reference validator is asked; (2) without a
-    ``\\u`` escape in the bytes, every run of digits in a string of `value` is the same run
-    in the bytes (other escapes yield no digit), so the per-string identity-number search
-    cannot find what the byte search did not.
+    whole with `holds_identity_number` (as `decode` and `replay.read_recording` do), so the
+    per-string search is skipped, and `value` is plain JSON, so the compiled schema check
+    (`fastcheck`) may accept it before the reference validator is asked. Decisions do not
+    change.
     """
     limits = limits or Limits()
     schema_name = INPUT_SCHEMAS.get(topic)
@@ -255,8 +253,9 @@ def check(topic: str, value: Any, now: int, limits: Limits | None = None, *,
     if not isinstance(value, dict):
         raise Rejected("schema_violation", "message is not a JSON object")
     input_id = value.get("id") if isinstance(value.get("id"), str) else None
-    if (parsed_from is None or b"\\u" in parsed_from) and any(
-            RAW_ID_TEXT.search(text) for text in _strings(value)):
+    # Bytes from a topic were searched whole (`decode`: escapes, full-width and grouped
+    # spellings included); values parsed elsewhere are searched string by string.
+    if parsed_from is None and any(holds_identity_number(text) for text in _strings(value)):
         raise Rejected("raw_identity_number", "a field holds something shaped like a resident "
                        "identity number", input_id, keep=False)
     error = None if parsed_from is not None and fastcheck.accepts(schema_name, value) else next(
@@ -284,7 +283,7 @@ def decode(topic: str, raw: bytes, now: int, limits: Limits | None = None) -> di
     """Bytes from a topic to a validated message; raises `Rejected`."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise Rejected("too_large", f"{len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}", keep=False)
-    if RAW_ID_BYTES.search(raw):
+    if holds_identity_number(raw):
         raise Rejected("raw_identity_number", "the message holds something shaped like a "
                        "resident identity number", keep=False)
     try:

@@ -98,7 +98,7 @@ def read_recording(lines: Iterable[bytes]) -> tuple[list[Record], list[dict[str,
             continue
         source = codec.Source(topic="replay", line=number)
         try:
-            if codec.RAW_ID_BYTES.search(raw):
+            if codec.holds_identity_number(raw):
                 raise codec.Rejected("raw_identity_number", "line holds something shaped like "
                                      "a resident identity number", keep=False)
             try:
