@@ -963,8 +963,10 @@ def _list_published(broker: str, now: int, as_json: bool) -> None:
     _check_broker(broker)
     latest: dict[str, dict[str, Any]] = {}
     try:
+        from .security import from_env
+
         consumer = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
-                                 consumer_timeout_ms=2000)
+                                 consumer_timeout_ms=2000, **from_env().kafka_python())
         try:
             parts = [TopicPartition(POLICIES_TOPIC, p)
                      for p in sorted(consumer.partitions_for_topic(POLICIES_TOPIC) or ())]

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from .admin import BrokerUnreachable, create_topics, produce_records
 from .recording import by_event_time, read_jsonl, rebase
+from .security import from_env
 from .topics import ALERTS, CODE_CHANGES, DEAD_LETTERS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ def _show(topic: str, value: dict) -> None:
 
 def _tail(bootstrap: str, ready: threading.Event, stop: threading.Event) -> None:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=500)
+                             consumer_timeout_ms=500, **from_env().kafka_python())
     parts = [TopicPartition(t, p) for t in (CODE_CHANGES, ALERTS, DEAD_LETTERS)
              for p in consumer.partitions_for_topic(t) or ()]
     consumer.assign(parts)

@@ -505,8 +505,11 @@ async def produce(records: Iterable[dict[str, Any]], bootstrap: str, *, prefix: 
     """
     from aiokafka import AIOKafkaProducer
 
+    from .security import from_env
+
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1,
-                                max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024)
+                                max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
+                                **from_env().aiokafka())
     await producer.start()
     sent = 0
     pending: list[asyncio.Future[Any]] = []

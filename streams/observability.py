@@ -139,10 +139,15 @@ class LagSampler:
 
         if self.admin is None:
             bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in self.app.conf.broker)
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="checkpoint-lag")
+            from .security import from_env
+
+            secure = from_env().aiokafka()
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="checkpoint-lag",
+                                        **secure)
             await admin.start()
             consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                        enable_auto_commit=False, client_id="checkpoint-lag")
+                                        enable_auto_commit=False, client_id="checkpoint-lag",
+                                        **secure)
             try:
                 await consumer.start()
             except BaseException:
