@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092"))
+# Below Linux's ephemeral range (32768-60999): a client socket may take any port in that
+# range while a test has the broker stopped, and the broker could not bind it again.
+PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092"))
 
 
 @pytest.fixture(scope="session")

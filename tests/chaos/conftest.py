@@ -1,7 +1,7 @@
 """Fixtures for the crash suite: its own real broker, workers, a paced feed, the summary.
 
 The suite runs its own single-node broker (port CHECKPOINT_TEST_KAFKA_PORT + 100, so
-39192 by default) because one test stops and restarts it: the shared test broker of
+19192 by default) because one test stops and restarts it: the shared test broker of
 tests/integration is never touched. Every reconciliation is printed at the end of the
 session (pytest_terminal_summary), so CI output shows the numbers without `-s`.
 """
@@ -24,7 +24,7 @@ from streams.admin import producer
 from tests.chaos.streamgen import Reconciliation
 from tests.integration.harness import REPO, Namespace, Worker
 
-PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092")) + 100
+PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092")) + 100
 SUMMARY: list[str] = []
 
 

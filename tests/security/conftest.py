@@ -21,7 +21,7 @@ import pytest
 
 from tests.integration.harness import REPO, Namespace, Worker
 
-PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "39092")) + 200
+PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092")) + 200
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
