@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.harness import Namespace, Worker, worker_pool
 
 REPO = Path(__file__).resolve().parent.parent
 # Below Linux's ephemeral range (32768-60999): a client socket may take any port in that
 # range while a test has the broker stopped, and the broker could not bind it again.
 PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092"))
+
+
+@pytest.fixture
+def ns(broker: str) -> Namespace:
+    """This test's topics (prefixed) and consumer group on the shared broker."""
+    return Namespace(broker)
+
+
+@pytest.fixture
+def workers(ns: Namespace, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start real workers in this test's namespace; all are stopped when the test ends."""
+    yield from worker_pool(ns, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.admin import producer
 from tests.chaos.streamgen import Reconciliation
-from tests.integration.harness import REPO, Namespace, Worker
+from tests.integration.harness import REPO, Namespace, Worker, worker_pool
 
 PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092")) + 100
 SUMMARY: list[str] = []
@@ -96,16 +96,8 @@ def ns(chaos_broker: Broker) -> Namespace:
 
 @pytest.fixture
 def workers(ns: Namespace, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
-
-    def start(name: str = "w1", wait: bool = True, **kwargs: Any) -> Worker:
-        worker = Worker(ns, tmp_path, name=name, **kwargs)
-        started.append(worker)
-        return worker.start(wait=wait)
-
-    yield start
-    for worker in started:
-        worker.kill()
+    """Like the shared fixture, but kills: a worker under chaos may not stop cleanly."""
+    yield from worker_pool(ns, tmp_path, finish="kill")
 
 
 class Feed(threading.Thread):

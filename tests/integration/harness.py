@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,21 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+def worker_pool(ns: Namespace, log_dir: Path, *, finish: str = "stop") -> Iterator[Any]:
+    """A `start(name=..., wait=..., **Worker kwargs)` function for a test; every worker it
+    started is stopped (or killed: `finish="kill"`) when the test ends."""
+    started: list[Worker] = []
+
+    def start(name: str = "w1", wait: bool = True, **kwargs: Any) -> Worker:
+        worker = Worker(ns, log_dir, name=name, **kwargs)
+        started.append(worker)
+        return worker.start(wait=wait)
+
+    yield start
+    for worker in started:
+        getattr(worker, finish)()
 
 
 def comparable(records: Iterable[dict[str, Any]]) -> list[bytes]:

@@ -12,14 +12,13 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.harness import REPO, Namespace, Worker
+from tests.integration.harness import REPO
 
 PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092")) + 200
 
@@ -29,26 +28,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if "tests/security" in str(item.fspath) and names & {"secure_broker", "broker", "ns"}:
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture
-def ns(broker: str) -> Namespace:
-    """This test's topics on the shared plaintext test broker (tests/conftest.py)."""
-    return Namespace(broker)
-
-
-@pytest.fixture
-def workers(ns: Namespace, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
-
-    def start(name: str = "w1", wait: bool = True, **kwargs: Any) -> Worker:
-        worker = Worker(ns, tmp_path, name=name, **kwargs)
-        started.append(worker)
-        return worker.start(wait=wait)
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 @dataclass(frozen=True)
