@@ -65,8 +65,8 @@ ORIGINAL_MODES = ("keep", "drop", "encrypt")
 SEALED_MAGIC = b"CSDL1"
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 #: The number written in groups (110101 19900307 777X, 110101-19900307-777X).
-_GROUPED_ID = re.compile(r"(?<![0-9])[0-9]{6}[ -]?[0-9]{8}[ -]?[0-9]{3}[0-9Xx](?![0-9])")
-_GROUPED_ID_BYTES = re.compile(_GROUPED_ID.pattern.encode())
+GROUPED_ID = re.compile(r"(?<![0-9])[0-9]{6}[ -]?[0-9]{8}[ -]?[0-9]{3}[0-9Xx](?![0-9])")
+GROUPED_ID_BYTES = re.compile(GROUPED_ID.pattern.encode())
 
 
 def _identity_text(text: str) -> str:
@@ -74,6 +74,29 @@ def _identity_text(text: str) -> str:
     if "\\u" in text:
         text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     return unicodedata.normalize("NFKC", text)
+
+
+#: Digits to "0", the group separators (space, hyphen) to "-", every other byte kept: in
+#: that image each identity-number shape above holds one of `_NUMBER_SHAPES` (17 digits in
+#: a row, or the three groups with one or both separators), so where none is found no
+#: pattern can match and the regular expressions need not run. Substring search runs in
+#: C over the whole message in about a microsecond; the patterns took ~50 µs a scan.
+_SHAPE_IMAGE = bytes.maketrans(b"0123456789 ", b"0000000000-")
+_NUMBER_SHAPES = (b"0" * 17, b"000000-" + b"0" * 11, b"0" * 14 + b"-000",
+                  b"000000-00000000-000")
+
+
+def may_hold_number(data: bytes) -> bool:
+    """False only where no identity-number shape can match (`_SHAPE_IMAGE`). Bytes over
+    `MAX_MESSAGE_BYTES` are not copied into an image: for them it says "maybe"."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        return True
+    image = data.translate(_SHAPE_IMAGE)
+    return any(shape in image for shape in _NUMBER_SHAPES)
+
+
+def text_may_hold_number(text: str) -> bool:
+    return may_hold_number(text.encode("utf-8", "replace"))
 
 
 def holds_identity_number(raw: bytes | str) -> bool:
@@ -86,7 +109,7 @@ def holds_identity_number(raw: bytes | str) -> bool:
     original is never kept anyway).
     """
     if isinstance(raw, bytes):
-        if RAW_ID_BYTES.search(raw) or _GROUPED_ID_BYTES.search(raw):
+        if may_hold_number(raw) and (RAW_ID_BYTES.search(raw) or GROUPED_ID_BYTES.search(raw)):
             return True
         if b"\\u" not in raw and raw.isascii():
             return False
@@ -94,13 +117,15 @@ def holds_identity_number(raw: bytes | str) -> bool:
             return True
         raw = raw.decode("utf-8", "replace")
     text = _identity_text(raw)
-    return bool(RAW_ID_TEXT.search(text) or _GROUPED_ID.search(text))
+    return text_may_hold_number(text) and bool(RAW_ID_TEXT.search(text) or GROUPED_ID.search(text))
 
 
 def redact(text: str) -> str:
     """`text` with every identity-number shape replaced by ``[redacted]``."""
     text = _identity_text(text)
-    return _GROUPED_ID.sub("[redacted]", RAW_ID_TEXT.sub("[redacted]", text))
+    if not text_may_hold_number(text):
+        return text
+    return GROUPED_ID.sub("[redacted]", RAW_ID_TEXT.sub("[redacted]", text))
 
 
 def original_mode(env: Mapping[str, str] | None = None) -> tuple[str, str | None]:

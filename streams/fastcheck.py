@@ -128,12 +128,27 @@ def _rewrite(node: Any) -> Any:
     return out
 
 
-def _format(check: Any, raises: Any, instance: object) -> bool:
+#: Answers of a format check kept per format: a scan's dates and times repeat (a 14-day
+#: itinerary holds at most 14 distinct dates, a busy hour few distinct days), and the
+#: check is a pure function of the string. Bounded: a full cache starts over.
+FORMAT_CACHE_LIMIT = 4096
+
+
+def _format(check: Any, raises: Any, cache: dict[str, bool], instance: object) -> bool:
     """`FORMAT_CHECKER.conforms(instance, name)`, minus its lookups (see jsonschema)."""
+    if isinstance(instance, str):
+        known = cache.get(instance)
+        if known is not None:
+            return known
     try:
-        return bool(check(instance))
+        answer = bool(check(instance))
     except raises:
-        return False
+        answer = False
+    if isinstance(instance, str):
+        if len(cache) >= FORMAT_CACHE_LIMIT:
+            cache.clear()
+        cache[instance] = answer
+    return answer
 
 
 @functools.cache
@@ -152,7 +167,7 @@ def _validator(name: str) -> Any:
         registry = jsonschema_rs.Registry(list(documents.items()))
         schema = _rewrite(contracts.load_schema(name))
         formats: dict[str, Callable[..., bool]] = {
-            fmt: functools.partial(_format, check, raises)
+            fmt: functools.partial(_format, check, raises, {})
             for fmt, (check, raises) in contracts.FORMAT_CHECKER.checkers.items()}
         return jsonschema_rs.validator_for(schema, registry=registry, validate_formats=True,
                                            formats=formats)

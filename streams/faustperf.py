@@ -1,23 +1,45 @@
-"""A Faust hot-path fix: the producer lookup every send makes (measured, see docs below).
+"""Two faust-streaming hot-path fixes, each measured (see bench/README.md).
 
-Every `topic.send()` and every table changelog write in faust-streaming 0.15 goes
-through `Topic.publish_message`, which awaits `app.maybe_start_producer()`. That method
-is decorated with mode's `@stampede`, whose wrapper (mode 0.7, `StampedeWrapper`)
-awaits `asyncio.sleep(0)` three times on *every* call, long after the producer started:
-three trips through the event loop per message produced. A worker produces about three
-messages per scan (the code change, the person's changelog row, its due-time row), so
-on the benchmark's 2-core machine this was the largest cost after JSON Schema
-validation: removing it made a worker drain the same backlog about 1.5x faster.
+1. **The producer lookup every send makes.** Every `topic.send()` and every table
+   changelog write in faust-streaming 0.15 goes through `Topic.publish_message`, which
+   awaits `app.maybe_start_producer()`. That method is decorated with mode's
+   `@stampede`, whose wrapper (mode 0.7, `StampedeWrapper`) awaits `asyncio.sleep(0)`
+   three times on *every* call, long after the producer started: three trips through
+   the event loop per message produced. `install(app)` gives this app instance a
+   `maybe_start_producer` that returns the producer directly once it has started
+   (outside transactions, which this project does not use), and defers to the original
+   stampede-protected start otherwise. Removing it made a worker drain the same backlog
+   about 1.5x faster.
 
-`install(app)` gives this app instance a `maybe_start_producer` that returns the
-producer directly once it has started (outside transactions, which this project does
-not use), and defers to the original stampede-protected start otherwise. Nothing else
-changes: same producer, same sends, same sensors.
+2. **Four tasks per consumed message.** The consumer's fetch loop
+   (`Consumer._drain_messages`) hands every message to the conductor inside
+   `self.wait_first(callback(message), self.suspend_flow.wait())`, so that a rebalance
+   can interrupt a delivery that blocks on a full stream buffer. mode's `wait_first`
+   wraps each argument, plus the service's stopped and crashed events, in a Task, waits
+   for the first, and cancels the rest: four tasks created and three cancelled per
+   message, although the delivery almost never blocks. `eager_wait_first` first runs
+   the delivery coroutine up to its first suspension, in place; when it completes
+   without suspending (the conductor put the message into a buffer with room), that is
+   the outcome `wait_first` would have returned, and no task was needed. When it does
+   suspend, the rest of it runs as a task raced against the other arguments by the
+   original `wait_first`, exactly as before. A bare Faust agent consuming the scan
+   topics went from about 5,500 to about 9,100 messages/s with it (bench `faust floor`).
+
+Both are patches of Faust internals: re-check them on every faust-streaming upgrade
+(tests/unit/test_faustperf.py pins the behaviour they rely on).
 """
 
 from __future__ import annotations
 
+import asyncio
+import types
+from collections.abc import Coroutine, Generator
 from typing import Any
+
+from mode import Service
+from mode.services import WaitResults
+
+_original_wait_first = Service.wait_first
 
 
 def install(app: Any) -> None:
@@ -31,3 +53,63 @@ def install(app: Any) -> None:
 
     # `stampede` is a non-data descriptor: an instance attribute takes precedence
     app.__dict__["maybe_start_producer"] = maybe_start_producer
+    from faust.transport.drivers.aiokafka import Consumer
+
+    Consumer.wait_first = eager_wait_first  # type: ignore[method-assign]
+
+
+async def eager_wait_first(self: Any, *coros: Any, timeout: Any = None) -> WaitResults:
+    """`Service.wait_first`, with the first argument run in place up to its first
+    suspension when it is a coroutine (see the module docstring)."""
+    first = coros[0] if coros else None
+    if not asyncio.iscoroutine(first) or self._stopped.is_set() or self._crashed.is_set():
+        return await _original_wait_first(self, *coros, timeout=timeout)
+    try:
+        yielded = first.send(None)
+    except StopIteration as done:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()  # never started: close it, as a cancelled task would be
+        return WaitResults([first], [done.value], False)
+    except BaseException:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()
+        raise
+    rest = asyncio.ensure_future(_resume(first, yielded))
+    results = await _original_wait_first(self, rest, *coros[1:], timeout=timeout)
+    winners = [first if winner is rest else winner for winner in results.done]
+    return WaitResults(winners, results.results, results.stopped)
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    """Drive `coro` on from a suspension at `yielded`, as a Task would have.
+
+    A coroutine suspends by yielding a Future it waits for (or None: a bare yield, as
+    in `asyncio.sleep(0)`). Wait for that future here, then resume the coroutine, which
+    reads the future's result or exception itself; a cancellation of this task is
+    thrown into the coroutine, as Task.cancel() does."""
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                await _settled(yielded)
+        except asyncio.CancelledError as cancelled:
+            try:
+                yielded = coro.throw(cancelled)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration as done:
+            return done.value
+
+
+@types.coroutine
+def _settled(future: Any) -> Generator[Any, None, None]:
+    """Await `future` without reading its outcome (the resumed coroutine reads it)."""
+    if not future.done():
+        future._asyncio_future_blocking = True
+        yield future

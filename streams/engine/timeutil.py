@@ -8,6 +8,7 @@ path. Days, test schedules and lookback windows are counted in China Standard Ti
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 DAY_MS = 86_400_000
@@ -15,6 +16,10 @@ HOUR_MS = 3_600_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
+# The conversions below are pure and their arguments repeat: a scan's time is parsed by
+# the gate and again by the engine, an itinerary repeats its dates, every output of a
+# batch carries the same emission time. Caching them took a few µs off every input.
+@lru_cache(maxsize=4096)
 def parse_ts(text: str) -> int:
     """Parse an ISO-8601 timestamp that carries an offset; naive times are refused."""
     moment = datetime.fromisoformat(text)
@@ -23,12 +28,14 @@ def parse_ts(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+@lru_cache(maxsize=4096)
 def format_ts(ms: int) -> str:
     """Render in +08:00 so that every output names the local day the policy counts."""
     moment = datetime.fromtimestamp(ms / 1000, CST)
     return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
 
 
+@lru_cache(maxsize=4096)
 def parse_date(text: str) -> int:
     """A calendar date as a proleptic ordinal (days compare as integers)."""
     return date.fromisoformat(text).toordinal()

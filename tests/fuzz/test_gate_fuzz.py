@@ -289,3 +289,26 @@ def test_gate_rejects_every_spelling_of_a_number(spelling, where):
     value = "holder " + UNCAUGHT_SPELLINGS[spelling] if where == "reason" else UNCAUGHT_SPELLINGS[spelling]
     status, result = outcome("checkpoint.operator-commands", orjson.dumps(_command(**{where: value})))
     assert status == "dead" and result["reason"] == "raw_identity_number"
+
+
+#: text made of what the identity-number shapes are made of, so that matches are common
+_SHAPE_TEXT = st.text(alphabet="0123456789 -Xx.a\uff11", max_size=60)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(_SHAPE_TEXT)
+def test_the_shape_prefilter_never_hides_a_number(text):
+    """`may_hold_number` lets the regular expressions skip a message only when none of
+    them could match it: wherever a pattern matches, the prefilter says "maybe"."""
+    raw = text.encode()
+    matches = any(p.search(raw) for p in (codec.RAW_ID_BYTES, codec.GROUPED_ID_BYTES))
+    if matches:
+        assert codec.may_hold_number(raw)
+    assert codec.holds_identity_number(raw) == (
+        matches or bool(codec.RAW_ID_TEXT.search(codec._identity_text(text))
+                        or codec.GROUPED_ID.search(codec._identity_text(text))))
+
+
+@pytest.mark.parametrize("spelling", [RESIDENT_ID, RESIDENT_ID.lower(), *UNCAUGHT_SPELLINGS.values()])
+def test_the_shape_prefilter_sees_every_spelling(spelling):
+    assert codec.may_hold_number(codec._identity_text(spelling).encode())

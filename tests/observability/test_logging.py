@@ -78,3 +78,24 @@ def test_the_worker_logging_setup_writes_json(monkeypatch):
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
     assert orjson.loads(lines[0])["input_id"] == "st-9"
+
+
+def test_the_fast_path_writes_what_the_careful_path_writes(monkeypatch):
+    """`format` skips the field-by-field redaction for plain ASCII lines without an
+    identity-number shape; every other line, and every type that is not plain JSON,
+    takes the careful path. Both give the same line wherever both apply."""
+    from datetime import UTC, datetime
+
+    from streams import observability
+
+    formatter = JsonFormatter(worker="w")
+    cases = [
+        record("code change", output_id="cc-1", caused_by=["st-1", "ra-2"], latency_seconds=0.1),
+        record("mixed", when=datetime(2022, 8, 17, tzinfo=UTC), tags={"a"}, pair=("x", 1)),
+        record("wide", note="１１０１０５１９４９１２３１００２Ｘ", city="太原"),
+        record("long int", value=110105194912310021, key={1: "one"}),
+    ]
+    fast = [formatter.format(rec) for rec in cases]
+    monkeypatch.setattr(observability, "may_hold_number", lambda _line: True)  # careful path
+    assert [formatter.format(rec) for rec in cases] == fast
+    assert "１１０１" not in fast[2]

@@ -1,0 +1,37 @@
+"""Cached label lookups (`metrics.cache_labels`) export exactly what plain lookups do."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from streams import metrics
+
+
+def _samples(registry: CollectorRegistry, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {tuple(sorted(s.labels.items())): s.value for m in registry.collect()
+            for s in m.samples if s.name == name}
+
+
+def test_cached_children_count_like_plain_ones():
+    registry = CollectorRegistry()
+    counter = metrics.cache_labels(Counter("c", "c", ["topic"], registry=registry))
+    counter.labels("a").inc()
+    counter.labels(topic="a").inc()
+    counter.labels("b").inc(2)
+    assert counter.labels("a") is counter.labels("a")
+    assert _samples(registry, "c_total") == {(("topic", "a"),): 2.0, (("topic", "b"),): 2.0}
+
+
+def test_a_removed_child_is_not_handed_out_again():
+    """Faust's sensor removes per-partition series after a rebalance; the next lookup
+    must make a new, exported child, not return the orphaned one."""
+    registry = CollectorRegistry()
+    gauge = metrics.cache_labels(Gauge("g", "g", ["topic", "partition"], registry=registry))
+    gauge.labels(topic="t", partition=0).set(5)
+    gauge.remove("t", "0")
+    assert _samples(registry, "g") == {}
+    gauge.labels(topic="t", partition=0).set(7)
+    assert _samples(registry, "g") == {(("partition", "0"), ("topic", "t")): 7.0}
+    gauge.clear()
+    gauge.labels(topic="t", partition=1).set(1)
+    assert _samples(registry, "g") == {(("partition", "1"), ("topic", "t")): 1.0}
