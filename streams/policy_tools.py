@@ -407,7 +407,7 @@ def backtest_book(book: PolicyBook, new: Policy, first_event: int | None,
         start = effective_from
     elif first_event is not None and first_event < new.valid_from:
         start = first_event
-    dated = replace(new, valid_from=start, _by_id={})
+    dated = replace(new, valid_from=start, _by_id={}, _by_trigger={})
     set_aside = [p for p in book.policies if p.id == new.id or (
         p.jurisdiction == new.jurisdiction and start <= p.valid_from < new.valid_from)]
     kept = [p for p in book.policies if p not in set_aside]

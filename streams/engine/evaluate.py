@@ -128,17 +128,15 @@ def match_rule(
     if facts is None:
         facts = _Facts(list(visited), register, at)
     areas = facts.areas
-    for condition, argument in rule.when.items():
+    for condition, argument in rule.conditions():
         found: str | bool | None = None
         if condition == "visited_area_level":
-            levels = frozenset(argument)
             found = next((update for designations in facts.own()
-                          for level, update in designations if level in levels), None)
+                          for level, update in designations if level in argument), None)
         elif condition in ("visited_county_level", "visited_city_level"):
-            levels = frozenset(argument)
             cut = 6 if condition == "visited_county_level" else 4
             found = next((update for area in areas if len(area) >= cut
-                          for _, level, update in facts.within(area[:cut]) if level in levels),
+                          for _, level, update in facts.within(area[:cut]) if level in argument),
                          None)
         elif condition == "visited_province":
             found = any(area[:2] in argument for area in areas)

@@ -50,6 +50,7 @@ class Measure:
     landing_test: bool
     release: str  # auto | tests | operator
     tests: TestsRelease | None = None
+    _json: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def total_days(self) -> int:
@@ -61,6 +62,10 @@ class Measure:
         return bool(self.phases or self.pcr_days)
 
     def to_json(self) -> dict[str, Any]:
+        """The measure as controls and events carry it: one dict per measure, built once
+        and shared (nothing changes it; a state read back from JSON has its own copy)."""
+        if self._json:
+            return self._json
         out: dict[str, Any] = {
             "phases": [{"kind": p.kind, "days": p.days} for p in self.phases],
             "pcr_days": list(self.pcr_days),
@@ -69,7 +74,8 @@ class Measure:
         }
         if self.tests is not None:
             out["tests"] = {"count": self.tests.count, "within_hours": self.tests.within_hours}
-        return out
+        self._json.update(out)
+        return self._json
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +88,20 @@ class Rule:
     measure: Measure
     reason: Mapping[str, str]
     source: str = ""
+    _conditions: list[tuple[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def colour(self) -> str:
         return "green" if self.code == "unchanged" else self.code
+
+    def conditions(self) -> list[tuple[str, Any]]:
+        """`when` as (condition, argument) pairs, level lists as frozensets: what the
+        engine tests every scan against, prepared once per rule."""
+        if not self._conditions and self.when:
+            self._conditions.extend(
+                (name, frozenset(arg) if name.endswith("_level") else arg)
+                for name, arg in self.when.items())
+        return self._conditions
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +117,18 @@ class Policy:
     source: str = ""
     path: str = ""
     _by_id: dict[str, Rule] = field(default_factory=dict, compare=False, repr=False)
+    _by_trigger: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False,
+                                                     repr=False)
 
     def ref(self) -> dict[str, Any]:
         return {"id": self.id, "version": self.version}
 
     def rules_on(self, trigger: str) -> Iterable[Rule]:
-        return (rule for rule in self.rules if rule.trigger == trigger)
+        """The rules of one trigger, in policy order."""
+        found = self._by_trigger.get(trigger)
+        if found is None:
+            found = self._by_trigger[trigger] = tuple(r for r in self.rules if r.trigger == trigger)
+        return found
 
     def rule(self, rule_id: str) -> Rule | None:
         if not self._by_id:
