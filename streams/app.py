@@ -91,7 +91,12 @@ app = faust.App(
     stream_wait_empty=False,
     **security.from_env().faust(),  # TLS / SASL from CHECKPOINT_SECURITY_* (default plaintext)
 )
-faustperf.install(app)  # each send awaited a 3-yield producer lookup: see streams/faustperf.py
+faustperf.install(app)  # Faust hot-path fixes: see streams/faustperf.py
+# The cyclic collector's young generation at its default (700 allocations) ran hundreds of
+# times a second on a busy worker and promoted short-lived batch objects into full passes
+# over every cached state: about a fifth of a large re-evaluation's time. Person states are
+# acyclic; reference counting frees them. A larger first threshold keeps cycles collected.
+gc.set_threshold(S.gc_threshold, 20, 100)
 
 
 def _topic(name: str) -> faust.TopicT:
@@ -106,6 +111,7 @@ pcr_results = _topic(T.PCR_RESULTS)
 contact_notices = _topic(T.CONTACT_NOTICES)
 operator_commands = _topic(T.OPERATOR_COMMANDS)
 person_work = _topic(T.PERSON_WORK)
+area_work = _topic(T.AREA_WORK)
 code_changes = _topic(T.CODE_CHANGES)
 alerts = _topic(T.ALERTS)
 dead_letters = _topic(T.DEAD_LETTERS)
@@ -253,7 +259,8 @@ def _observe(kind: str, event: dict[str, Any], stream: str, sent_at: int) -> Non
            else {"severity": event["severity"]})})
 
 
-async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any]) -> Awaitable[Any]:
+async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any],
+                partition: int | None = None) -> Awaitable[Any]:
     """Send now (not attached to the input's commit) and return the delivery future.
 
     Through the app's producer (`ProducerT.send`), not `Topic.send`: the Topic's
@@ -265,7 +272,7 @@ async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any]) -> 
     metrics.OUTPUTS.labels(name).inc()
     producer = await app.maybe_start_producer()
     delivery = await producer.send(name, key.encode() if key else None, orjson.dumps(value),
-                                   None, None, None)
+                                   partition, None, None)
     delivery.add_done_callback(functools.partial(_delivered, name))
     return delivery
 
@@ -306,11 +313,28 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
 
     Called with `rt.lock` held, which it releases while this batch's outputs are in
     flight, so that other agents decide meanwhile instead of the worker idling through a
-    broker round trip per batch (that wait was a third of a worker's time). Decided
-    states wait in `_inflight`, where the next input of the same person finds them. A
-    batch's states go to the table only once its own outputs *and every earlier batch's*
-    are acknowledged (`rt.barrier` chains them): a state may hold an earlier batch's
-    effects, such as the ids of inputs it has seen.
+    broker round trip per batch (that wait was a third of a worker's time).
+    """
+    settled = await decide(items, pending)
+    if settled.done():
+        return
+    rt.lock.release()
+    try:
+        await asyncio.shield(settled)  # a cancelled agent must not stop the save
+    finally:
+        await rt.lock.acquire()
+
+
+async def decide(items: list[tuple[str, str, dict[str, Any], str]],
+                 pending: list[Awaitable[Any]]) -> asyncio.Future[None]:
+    """Decide a batch (with `rt.lock` held) and send its outputs; the returned future is
+    done once the batch's states are in the table.
+
+    Decided states wait in `_inflight`, where the next input of the same person finds
+    them. A batch's states go to the table only once its own outputs *and every earlier
+    batch's* are acknowledged (`rt.barrier` chains them): a state may hold an earlier
+    batch's effects, such as the ids of inputs it has seen. A caller may decide its next
+    batch before this one is settled (`area_work_agent` does, slice after slice).
     """
     changed: dict[str, PersonState] = {}
     for person, kind, value, stream in items:
@@ -337,22 +361,19 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
         rt.colours[person] = tuple(c.colour for c in state.controls)
         _note_due(person, state.next_due())
     barrier = rt.chain(pending)
-    if barrier is not None:
-        rt.lock.release()
-        try:
-            await asyncio.shield(barrier)  # a cancelled agent must not cancel the sends
-        except asyncio.CancelledError:
-            barrier.add_done_callback(functools.partial(_save_when_delivered, decided))
-            raise
-        finally:
-            await rt.lock.acquire()
-    _save_all(decided)
-
-
-def _save_when_delivered(decided: list[tuple[str, bytes]], barrier: asyncio.Future[Any]) -> None:
-    """A cancelled batch (rebalance, shutdown) still saves what its delivered outputs say."""
-    if not barrier.cancelled() and barrier.exception() is None:
+    if barrier is None:
         _save_all(decided)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+    return asyncio.ensure_future(_settle(barrier, decided))
+
+
+async def _settle(barrier: asyncio.Future[Any], decided: list[tuple[str, bytes]]) -> None:
+    """Save once delivered. Needs no lock: `_save` is synchronous and writes only an entry
+    that no later decision replaced."""
+    await asyncio.shield(barrier)
+    _save_all(decided)
 
 
 def _save_all(decided: list[tuple[str, bytes]]) -> None:
@@ -440,6 +461,7 @@ def _work(kind: str, person: str, payload: dict[str, Any], caused_by: list[str])
             "event_time": payload["event_time"], "caused_by": caused_by, "payload": payload}
 
 
+#: person-work kinds ("reevaluate" items of earlier versions still in the topic are honoured)
 WORK_KINDS = {"result": RESULT, "exposure": EXPOSURE, "reevaluate": REEVALUATE}
 
 
@@ -482,16 +504,57 @@ async def work_agent(stream: Any) -> None:
             await apply(items, [])
 
 
+#: visitors decided per hold of the engine lock in a fan-out: small enough that scans wait
+#: tens of milliseconds at most behind a large re-evaluation
+AREA_SLICE = 100
+
+
+@app.agent(area_work)
+async def area_work_agent(stream: Any) -> None:
+    """Re-evaluate this partition's recent visitors of a raised area (C2), a slice at a time.
+
+    The visitors come from this worker's own index, which holds exactly the persons whose
+    state it owns. Each slice goes through `apply` like any batch, so the lock is free
+    between slices (scans keep flowing during a large fan-out) and outputs precede states.
+    The item is acknowledged only when every slice is done; redelivered after a crash, it
+    re-evaluates nobody twice (each person remembers the update's id)."""
+    await rt.register_ready.wait()
+    async for event in stream.events():
+        work = orjson.loads(event.message.value)
+        update, part = work["payload"], work["partition"]
+        effective = max(parse_ts(update["event_time"]), parse_ts(update["effective_at"]))
+        since = local_day(effective) - rt.policies.max_lookback_days
+        async with rt.lock:
+            visitors = [p for p in rt.index.visitors(update["area"], since)
+                        if partition_of(p) == part]
+        settling: list[asyncio.Future[None]] = []
+        for start in range(0, len(visitors), AREA_SLICE):
+            batch = visitors[start:start + AREA_SLICE]
+            async with rt.lock:
+                settling.append(await decide(
+                    [(p, REEVALUATE, update, "work:reevaluate") for p in batch], []))
+            metrics.REEVALUATIONS.labels("area_raise").inc(len(batch))
+        await asyncio.shield(asyncio.gather(*settling))
+
+
 @app.agent(risk_areas)
 async def risk_area_gate(stream: Any) -> None:
-    """Counts and dead-letters risk-area updates once per cluster; every worker's register
-    reads the same topic separately (see `register_feed`)."""
+    """Counts and dead-letters risk-area updates once per cluster, and sends a raise to the
+    owner of every partition (area work); every worker's register reads the same topic
+    separately (see `register_feed`)."""
     label = T.STREAM_LABEL[T.RISK_AREAS]
     async for event in stream.events():
         pending: list[Awaitable[Any]] = []
         try:
-            _decode(T.RISK_AREAS, event.message)
+            update = _decode(T.RISK_AREAS, event.message)
             metrics.INPUTS.labels(label, "applied").inc()
+            if rt.register.raises(update):
+                for part in range(S.partitions):
+                    item = {"id": "aw-" + digest("reevaluate", update["id"], part),
+                            "kind": "reevaluate", "partition": part,
+                            "event_time": update["event_time"], "caused_by": [update["id"]],
+                            "payload": update}
+                    pending.append(await _send(area_work, update["area"], item, partition=part))
         except codec.Rejected as rejected:
             await _dead_letter(label, event.message, rejected, pending)
         if pending:
@@ -556,26 +619,18 @@ async def _register_message(topic: str, raw: bytes | None, *, fan_out: bool) -> 
                              now_ms(), codec.Limits(None, None))
     except codec.Rejected:
         return  # dead-lettered once by risk_area_gate / notice_agent
+    if topic == T.RISK_AREAS:
+        rt.register.apply_update(value)  # a raise reaches its visitors as area work
+        return
+    if not rt.register.apply_exposure(value) or not fan_out:
+        return
     pending: list[Awaitable[Any]] = []
     mine = rt.assigned()
-    if topic == T.RISK_AREAS:
-        change = rt.register.apply_update(value)
-        if not (fan_out and change.is_raise):
-            return
-        since = local_day(change.effective_at) - rt.policies.max_lookback_days
-        for person in rt.index.visitors(value["area"], since):
-            if partition_of(person) in mine:
-                pending.append(await _send(person_work, person,
-                                           _work("reevaluate", person, value, [value["id"]])))
-                metrics.REEVALUATIONS.labels("area_raise").inc()
-    else:
-        if not rt.register.apply_exposure(value) or not fan_out:
-            return
-        for person in rt.index.passengers(trip_key(value["trip"])):
-            if partition_of(person) in mine:
-                pending.append(await _send(person_work, person,
-                                           _work("exposure", person, value, [value["id"]])))
-                metrics.REEVALUATIONS.labels("exposed_trip").inc()
+    for person in rt.index.passengers(trip_key(value["trip"])):
+        if partition_of(person) in mine:
+            pending.append(await _send(person_work, person,
+                                       _work("exposure", person, value, [value["id"]])))
+            metrics.REEVALUATIONS.labels("exposed_trip").inc()
     if pending:
         await asyncio.gather(*pending)
 

@@ -44,6 +44,8 @@ class Settings:
     report_time: str = field(default_factory=lambda: _env("CHECKPOINT_REPORT_TIME", "00:05"))
     #: how often report counts are flushed to their owners, and report deadlines checked (s)
     report_interval: float = field(default_factory=lambda: float(_env("CHECKPOINT_REPORT_INTERVAL", "30")))
+    #: allocations between two young-generation passes of Python's cyclic collector
+    gc_threshold: int = field(default_factory=lambda: int(_env("CHECKPOINT_GC_THRESHOLD", "50000")))
     log_level: str = field(default_factory=lambda: _env("CHECKPOINT_LOG_LEVEL", "info"))
 
 

@@ -22,6 +22,7 @@ REPORTS = PREFIX + "checkpoint.reports"
 POLICIES = PREFIX + "checkpoint.policies"
 REPORT_PARTS = PREFIX + "checkpoint.internal.report-parts"
 PERSON_WORK = PREFIX + "checkpoint.internal.person-work"
+AREA_WORK = PREFIX + "checkpoint.internal.area-work"
 EXPOSURES = PREFIX + "checkpoint.internal.exposures"
 
 #: input topic -> JSON Schema name (schemas/<name>.schema.json)

@@ -72,6 +72,16 @@ class Register:
             self._by_county.setdefault(area[:6], set()).add(area)
         return LevelChange(area, before, level, effective, update["id"], applied=True)
 
+    def raises(self, update: Mapping[str, Any]) -> bool:
+        """Does this update raise its area's level at its effective time (over the entry
+        before it in the history)? Applies the update first (idempotent), so the answer is
+        the same whether or not this register had seen it already."""
+        self.apply_update(update)
+        entries = self._entries[update["area"]]
+        index = next(i for i, entry in enumerate(entries) if entry[1] == update["id"])
+        before = entries[index - 1][2] if index else None
+        return LEVEL_RANK[entries[index][2]] > LEVEL_RANK[before]
+
     def apply_exposure(self, notice: Mapping[str, Any]) -> bool:
         """Record an exposed trip; returns False when that notice was already known."""
         key = trip_key(notice["trip"])

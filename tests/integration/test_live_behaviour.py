@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from streams import contracts
 from streams.engine.timeutil import format_ts, local_day, parse_ts
 from streams.recording import read_jsonl
 from streams.replay import Replay, read_recording
@@ -63,6 +64,40 @@ def test_raising_an_area_after_travellers_passed_changes_their_codes(ns, workers
     assert {c["rule"] for c in red} == {"SX0820-R1-high", "TY0820-R1-high"}
     status, areas = worker.get("/areas")
     assert status == 200 and {"area": "610113", "level": "high", "update": "ra-live-610113"} in areas["areas"]
+
+
+def test_a_raise_reaches_every_visitor_once_on_two_workers_as_one_item_per_partition(ns, workers):
+    """Given 40 recent visitors of Xi'an spread over every partition and two workers,
+    When Xi'an is raised to high, Then each visitor gets exactly one code change caused by
+    the raise, from whichever worker owns them; and the raise travelled as one area-work
+    item per partition (each owner found its visitors in its own index), not as one
+    person-work item per visitor."""
+    first, second = workers(name="w1", clock="wall"), workers(name="w2", clock="wall")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        mine = [set(w.get("/ready")[1]["partitions"]) for w in (first, second)]
+        if mine[0] and mine[1] and not mine[0] & mine[1]:
+            break
+        time.sleep(0.5)
+    now = now_ms()
+    yesterday = local_day(now) - 1
+    passed = [f"retro-two-{n:02d}" for n in range(40)]
+    ns.produce([scan(p, now - 60_000, "140105", [("610113", yesterday)], f"st-{p}") for p in passed])
+    ns.wait_idle()
+    raise_at = format_ts(now_ms())
+    ns.produce([{"topic": "checkpoint.risk-areas", "key": "610113", "value": {
+        "id": "ra-two-610113", "area": "610113", "level": "high", "effective_at": raise_at,
+        "event_time": raise_at}}])
+    ns.wait_idle()
+    caused = [c for c in changes(ns.read()) if "ra-two-610113" in c["caused_by"]]
+    assert sorted(c["person"] for c in caused) == passed
+    area_work = ns.read(["checkpoint.internal.area-work"])
+    assert sorted(r["value"]["partition"] for r in area_work) == [0, 1, 2, 3]
+    assert all(r["partition"] == r["value"]["partition"] for r in area_work)
+    for record in area_work:  # the contract holds for what the workers really sent
+        contracts.validator("area-work").validate(record["value"])
+    person_work = ns.read(["checkpoint.internal.person-work"])
+    assert not [r for r in person_work if r["value"]["kind"] == "reevaluate"]
 
 
 def test_a_duplicate_input_gives_its_events_once(ns, workers):
