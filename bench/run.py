@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO))  # the integration harness (tests/) drives the rea
 
 from streams.engine.timeutil import format_ts, parse_ts  # noqa: E402
 from streams.load import LoadConfig, generate, produce, upgrade, visitors  # noqa: E402
-from tests.integration.harness import CONSUMED, Namespace, Worker  # noqa: E402
+from tests.integration.harness import CONSUMED, Namespace, Worker, free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SCANS = ("checkpoint.scans.station", "checkpoint.scans.highway")
@@ -322,6 +322,27 @@ def section_ceiling(broker: str, records: list[dict[str, Any]]) -> dict[str, Any
         drop_namespace(ns)
 
 
+def section_floor(broker: str, records: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """The Faust floor (bench/faust_floor.py): bare agents, same topics and backlog."""
+    ns = Namespace(broker)
+    try:
+        preload(ns, records)
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.faust_floor", "--broker", broker, "--prefix", ns.prefix,
+             "--group", ns.app_id, "--expect", str(len(records)), "--mode", mode,
+             "--web-port", str(free_port())],
+            cwd=REPO, capture_output=True, check=True, timeout=1800)
+        lines = [line for line in done.stdout.splitlines() if line.startswith(b"{")]
+        result: dict[str, Any] = orjson.loads(lines[-1])
+        result["mode"] = mode
+        result["cpu_us_per_record"] = result["cpu_seconds"] / len(records) * 1e6
+        result["wall_seconds"] = time.monotonic() - started
+        return result
+    finally:
+        drop_namespace(ns)
+
+
 def section_pipeline(broker: str, records: list[dict[str, Any]], workers: int,
                      log_dir: Path) -> dict[str, Any]:
     ns = Namespace(broker)
@@ -505,6 +526,14 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{_fmt(ceiling['records_per_second'])} rec/s",
                      f"{ceiling['records']:,} records; "
                      f"{_fmt(ceiling.get('cpu_us_per_record'))} µs CPU/record"))
+    for name, label in (("floor_consume", "Faust floor: bare agents, decode only"),
+                        ("floor_table", "Faust floor: + 1 send + 1 table write per record")):
+        floor = s.get(name, {})
+        if floor.get("records_per_second"):
+            share = ratio.get(f"{name}_over_ceiling")
+            rows.append((label, f"{_fmt(floor['records_per_second'])} rec/s",
+                         (f"{share:.0%} of the ceiling; " if share else "")
+                         + f"{_fmt(floor.get('cpu_us_per_record'))} µs CPU/record"))
     for label, run in (("pipeline, 1 worker", one), ("pipeline, 2 workers", two)):
         if run.get("records_per_second"):
             load = run.get("load_1min", ["?", "?"])
@@ -515,6 +544,10 @@ def markdown(result: dict[str, Any]) -> str:
     if "pipeline_over_ceiling" in ratio:
         rows.append(("**1 worker / ceiling**", f"**{ratio['pipeline_over_ceiling']:.0%}**",
                      "target ≥ 60%"))
+    if "pipeline_over_floor" in ratio:
+        rows.append(("**1 worker / Faust floor (send + table)**",
+                     f"**{ratio['pipeline_over_floor']:.0%}**",
+                     "what the engine, the gate and the bookkeeping leave of Faust's own limit"))
     if "ceiling_cpu_over_pipeline_cpu" in ratio:
         rows.append(("**CPU per record: ceiling / 1 worker**",
                      f"**{ratio['ceiling_cpu_over_pipeline_cpu']:.0%}**",
@@ -556,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default=os.environ.get("CHECKPOINT_BROKER", "127.0.0.1:9092"))
     parser.add_argument("--quick", action="store_true", help="small sizes, under ~3 minutes")
     parser.add_argument("--seed", type=int, default=2022)
-    parser.add_argument("--only", nargs="*", choices=["engine", "ceiling", "pipeline", "latency", "retro"],
+    parser.add_argument("--only", nargs="*",
+                        choices=["engine", "ceiling", "floor", "pipeline", "latency", "retro"],
                         help="run only these sections (latency needs pipeline's max rate or --max-rate)")
     parser.add_argument("--max-rate", type=float, help="scans/s to base the latency rates on")
     parser.add_argument("--scans", type=int, help="backlog size for ceiling/pipeline (overrides the plan)")
@@ -568,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "backlog_scans": args.scans})
     if args.retro is not None:
         plan = Plan(**{**asdict(plan), "retro": tuple(args.retro)})
-    only = set(args.only or ["engine", "ceiling", "pipeline", "latency", "retro"])
+    only = set(args.only or ["engine", "ceiling", "floor", "pipeline", "latency", "retro"])
 
     try:
         from streams.admin import admin_client
@@ -612,11 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     if "engine" in only:
         attempt("engine", lambda: section_engine(plan, args.seed))
     backlog: list[dict[str, Any]] = []
-    if only & {"ceiling", "pipeline"}:
+    if only & {"ceiling", "floor", "pipeline"}:
         backlog = list(generate(LoadConfig(seed=args.seed, scans=plan.backlog_scans, end=now_ms())))
         log(f"backlog: {len(backlog):,} records ({plan.backlog_scans:,} scans)")
     if "ceiling" in only:
         attempt("ceiling", lambda: section_ceiling(args.broker, backlog))
+    if "floor" in only:
+        attempt("floor_consume", lambda: section_floor(args.broker, backlog, "consume"))
+        attempt("floor_table", lambda: section_floor(args.broker, backlog, "table"))
     if "pipeline" in only:
         attempt("pipeline_1", lambda: section_pipeline(args.broker, backlog, 1, log_dir))
         attempt("pipeline_2", lambda: section_pipeline(args.broker, backlog, 2, log_dir))
@@ -626,6 +663,14 @@ def main(argv: list[str] | None = None) -> int:
         ratios["pipeline_over_ceiling"] = one / sections["ceiling"]["records_per_second"]
     if one and sections.get("pipeline_2", {}).get("records_per_second"):
         ratios["two_over_one"] = sections["pipeline_2"]["records_per_second"] / one
+    ceiling_rate = sections.get("ceiling", {}).get("records_per_second")
+    for name in ("floor_consume", "floor_table"):
+        rate = sections.get(name, {}).get("records_per_second")
+        if rate and ceiling_rate:
+            ratios[f"{name}_over_ceiling"] = rate / ceiling_rate
+    floor_rate = sections.get("floor_table", {}).get("records_per_second")
+    if one and floor_rate:
+        ratios["pipeline_over_floor"] = one / floor_rate
     cpu_one = sections.get("pipeline_1", {}).get("cpu_us_per_record")
     cpu_ceiling = sections.get("ceiling", {}).get("cpu_us_per_record")
     if cpu_one and cpu_ceiling:
