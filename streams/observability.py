@@ -235,6 +235,9 @@ def initialise_series() -> None:
         for reason in reasons:
             metrics.DEAD_LETTERS.labels(stream, reason)
     metrics.LAG_SAMPLE_ERRORS.inc(0)
+    for topic in (*T.OUTPUT_TOPICS, T.REPORTS, T.REPORT_PARTS, T.PERSON_WORK, T.AREA_WORK,
+                  T.EXPOSURES):
+        metrics.OUTPUT_SEND_ERRORS.labels(topic)
 
 
 def install(app: Any) -> None:

@@ -7,7 +7,7 @@ falls due seconds from now. The worker is SIGKILLed while the releases are pendi
 
 "On time" is measured on the event itself: a release's event_time is its due time and
 emitted_at is when the worker's timer fired it. Allowed lateness = the timer interval
-(the timer looks at the due index once per interval) + a tolerance of 5 s: the event
+(the timer looks at the due times once per interval) + a tolerance of 5 s: the event
 loop of a worker on a busy 2-core CI machine wakes timers late (mode logs "Timer ...
 woke up too late" drifts of ~0.5-1.5 s under load), and a release due while the worker
 was down cannot fire before the worker is back, so for those the clock starts when the
@@ -78,7 +78,7 @@ def test_pending_releases_survive_a_kill_and_fire_on_time(ns, workers, tmp_path:
     assigned = _wait(ns, "assign", {"person-rel-late-01", "person-rel-after-1"}, 30)
     assert set(assigned) == {"person-rel-late-01", "person-rel-after-1"}
     assert not _events(ns, "release")
-    worker.kill()  # both releases pending: only the due-index changelog knows them
+    worker.kill()  # both releases pending: only the persons changelog knows them
     time.sleep(max(0.0, parse_ts(assigned["person-rel-late-01"]["release_at"]) / 1000 - time.time() + 3))
     worker.start()
     ready = time.time()
