@@ -25,6 +25,7 @@ import functools
 import gc
 import heapq
 import logging
+import os
 import time
 from collections.abc import Awaitable, Iterable
 from pathlib import Path
@@ -38,6 +39,7 @@ from kafka.partitioner.default import murmur2
 
 from . import areas, codec, fastcheck, faustperf, metrics, security
 from . import topics as T
+from .delivery import Barrier
 from .engine import (
     COMMAND,
     EXPOSURE,
@@ -143,8 +145,8 @@ class Runtime:
         #: person -> colours of their active controls (gauges without decoding every state)
         self.colours: dict[str, tuple[str, ...]] = {}
         self.lock = asyncio.Lock()
-        #: done when every output sent so far is acknowledged (`chain`)
-        self.barrier: asyncio.Future[Any] | None = None
+        #: orders state saves after the outputs they depend on
+        self.barrier = Barrier()
         self.reports = ReportTally()
         self.last_report_day: int | None = None
         self.report_queue: list[int] = []
@@ -166,19 +168,6 @@ class Runtime:
         if partition is None:
             return max(self.stream_times.values(), default=0)
         return self.stream_times.get(partition, 0)
-
-    def chain(self, pending: list[Awaitable[Any]]) -> asyncio.Future[Any] | None:
-        """A future done when `pending` and everything chained before are acknowledged.
-
-        A failed delivery fails every later barrier too: no state that may depend on an
-        undelivered output is ever saved (the inputs are redelivered after a restart)."""
-        earlier_ok = self.barrier is None or (self.barrier.done() and not self.barrier.cancelled()
-                                              and self.barrier.exception() is None)
-        if not pending and earlier_ok:
-            return None
-        earlier = [self.barrier] if self.barrier is not None else []
-        self.barrier = asyncio.gather(*earlier, *pending)
-        return self.barrier
 
     def assigned(self) -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives()
@@ -277,10 +266,27 @@ async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any],
     return delivery
 
 
+#: the worker's exit status when an output could not be delivered
+EXIT_UNDELIVERED = 70
+
+
 def _delivered(topic: str, delivery: asyncio.Future[Any]) -> None:
-    if not delivery.cancelled() and delivery.exception() is not None:
-        log.error("output not delivered", extra={"topic": topic, "error": repr(delivery.exception())})
-        metrics.OUTPUT_SEND_ERRORS.labels(topic).inc()
+    """An output the producer gave up on ends the worker at once, before anything else runs.
+
+    Faust acknowledges a batch's events even when the agent fails, and commits their
+    offsets on an agent error and on shutdown: an input whose output was lost would
+    then never be processed again. Exiting here (this callback runs before the batch's
+    barrier learns of the failure) commits nothing further; the supervisor restarts the
+    worker, which resumes from the committed offsets and sends the same outputs again.
+    """
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    metrics.OUTPUT_SEND_ERRORS.labels(topic).inc()
+    log.critical("output not delivered: exiting so that its input is processed again",
+                 extra={"topic": topic, "error": repr(delivery.exception()),
+                        "exit_status": EXIT_UNDELIVERED})
+    logging.shutdown()
+    os._exit(EXIT_UNDELIVERED)
 
 
 async def _emit(events: Iterable[tuple[str, dict[str, Any]]], stream: str,
@@ -322,7 +328,21 @@ async def apply(items: list[tuple[str, str, dict[str, Any], str]],
     try:
         await asyncio.shield(settled)  # a cancelled agent must not stop the save
     finally:
-        await rt.lock.acquire()
+        await _reacquire(rt.lock)
+
+
+async def _reacquire(lock: asyncio.Lock) -> None:
+    """Take `lock` back for the caller's `async with`, even through a cancellation (which
+    is raised once the lock is held: the caller's exit then releases a lock it holds)."""
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await lock.acquire()
+            break
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
 
 
 async def decide(items: list[tuple[str, str, dict[str, Any], str]],
@@ -360,7 +380,7 @@ async def decide(items: list[tuple[str, str, dict[str, Any], str]],
         rt.index.add(state)
         rt.colours[person] = tuple(c.colour for c in state.controls)
         _note_due(person, state.next_due())
-    barrier = rt.chain(pending)
+    barrier = rt.barrier.chain(pending)
     if barrier is None:
         _save_all(decided)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -525,12 +545,17 @@ async def area_work_agent(stream: Any) -> None:
         effective = max(parse_ts(update["event_time"]), parse_ts(update["effective_at"]))
         since = local_day(effective) - rt.policies.max_lookback_days
         async with rt.lock:
+            # in the same hold as the snapshot: a scan decided after it is judged with the
+            # raise, one decided before it is in the snapshot
+            rt.register.apply_update(update)
             visitors = [p for p in rt.index.visitors(update["area"], since)
                         if partition_of(p) == part]
         settling: list[asyncio.Future[None]] = []
         for start in range(0, len(visitors), AREA_SLICE):
             batch = visitors[start:start + AREA_SLICE]
             async with rt.lock:
+                if part not in rt.assigned():
+                    break  # moved to another worker, which redoes the item from its start
                 settling.append(await decide(
                     [(p, REEVALUATE, update, "work:reevaluate") for p in batch], []))
             metrics.REEVALUATIONS.labels("area_raise").inc(len(batch))
@@ -543,6 +568,7 @@ async def risk_area_gate(stream: Any) -> None:
     owner of every partition (area work); every worker's register reads the same topic
     separately (see `register_feed`)."""
     label = T.STREAM_LABEL[T.RISK_AREAS]
+    await rt.register_ready.wait()  # `raises` compares with the history before the update
     async for event in stream.events():
         pending: list[Awaitable[Any]] = []
         try:
@@ -645,9 +671,11 @@ async def _rebuild_indexes() -> None:
         rt.colours = {}
         rt.heap = []
         rt.due = {}
-        for key, raw in list(persons.items()):
-            person = key.decode()
-            if raw and partition_of(person) in mine:
+        rows = {key.decode(): raw for key, raw in list(persons.items()) if raw}
+        # decided states whose outputs are still in flight are newer than their table rows
+        rows.update((person, entry[0]) for person, entry in _inflight.items())
+        for person, raw in rows.items():
+            if partition_of(person) in mine:
                 state = PersonState.from_json(orjson.loads(raw))
                 rt.index.add(state)
                 rt.colours[person] = tuple(c.colour for c in state.controls)

@@ -87,17 +87,17 @@ async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
 
     A coroutine suspends by yielding a Future it waits for (or None: a bare yield, as
     in `asyncio.sleep(0)`). Wait for that future here, then resume the coroutine, which
-    reads the future's result or exception itself; a cancellation of this task is
-    thrown into the coroutine, as Task.cancel() does."""
+    reads the future's result itself; what the wait raised (the future's exception, or the
+    cancellation of this task) is thrown into the coroutine, as a Task does."""
     while True:
         try:
             if yielded is None:
                 await asyncio.sleep(0)
             else:
                 await _settled(yielded)
-        except asyncio.CancelledError as cancelled:
+        except BaseException as raised:  # handed to the coroutine, as a Task does
             try:
-                yielded = coro.throw(cancelled)
+                yielded = coro.throw(raised)
             except StopIteration as done:
                 return done.value
             continue

@@ -67,6 +67,27 @@ async def test_a_suspended_delivery_sees_the_exception_of_what_it_awaited():
         await eager_wait_first(_Service(), _blocks_on(future), asyncio.Event().wait())
 
 
+async def test_a_suspended_delivery_may_handle_what_it_awaited_raising():
+    """The awaited future's exception is thrown into the coroutine, as a Task does: its
+    handler runs and its result stands."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[object] = loop.create_future()
+    loop.call_later(0.01, future.set_exception, KeyError("gone"))
+    cleaned = []
+
+    async def delivery() -> str:
+        try:
+            await future
+        except KeyError:
+            return "recovered"
+        finally:
+            cleaned.append(True)
+        return "unreachable"
+
+    result = await eager_wait_first(_Service(), delivery(), asyncio.Event().wait())
+    assert result.results == ["recovered"] and cleaned == [True]
+
+
 async def test_a_blocked_delivery_is_interrupted_by_the_other_argument():
     """A full stream buffer blocks the delivery; a rebalance sets `suspend_flow`: the
     wait ends with the flag as winner and the delivery is cancelled."""
