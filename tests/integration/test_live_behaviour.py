@@ -214,3 +214,39 @@ rules:
     # fired by the 1 s timer: one interval late at most, plus slack for 2 cores shared with a
     # broker and the test itself (the worker reports the exact delay as a metric)
     assert 0 <= late <= 1_000 + 5_000, late
+
+
+def test_an_undelivered_output_ends_the_worker_before_its_input_is_committed(ns, workers):
+    """Given a code-changes topic that refuses the worker's output (a message-size limit
+    below it), When a scan that turns someone red arrives, Then the worker exits with
+    status 70 before committing the scan; and once the topic accepts outputs again, a
+    restarted worker processes the same scan and the red code comes out."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    topic = ns.topic("checkpoint.code-changes")
+    admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+
+    def limit(size: str) -> None:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                            configs={"max.message.bytes": size})])
+
+    try:
+        limit("200")
+        first = workers(name="refused", clock="wall")
+        now = now_ms()
+        ns.produce([scan("undelivered-1", now - 60_000, "140105",
+                         [("540102", local_day(now) - 1)], "st-undelivered-1")])
+        assert first.process is not None
+        assert first.process.wait(timeout=60) == 70
+        assert "output not delivered" in first.log_path.read_text()
+        assert ns.lag() >= 1  # the scan was not committed
+        assert not changes(ns.read())
+        limit("1048588")
+        workers(name="retried", clock="wall")
+        ns.wait_idle()
+        red = [c for c in changes(ns.read()) if c["person"] == "undelivered-1"]
+        assert red and {c["to"] for c in red} == {"red"}
+        assert red[0]["caused_by"][0] == "st-undelivered-1"
+    finally:
+        admin.close()
