@@ -42,6 +42,24 @@ def changes(records: list[dict]) -> list[dict]:
     return [r["value"] for r in records if r["topic"] == "checkpoint.code-changes"]
 
 
+def raise_now(ns, area: str, update_id: str) -> None:
+    """Raise `area` to high, effective now."""
+    at = format_ts(now_ms())
+    ns.produce([{"topic": "checkpoint.risk-areas", "key": area, "value": {
+        "id": update_id, "area": area, "level": "high", "effective_at": at, "event_time": at}}])
+
+
+def wait_split(first, second, timeout: float = 60.0) -> None:
+    """Until two workers own disjoint partition sets that cover all four partitions."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mine = [set(w.get("/ready")[1]["partitions"]) for w in (first, second)]
+        if mine[0] and mine[1] and not mine[0] & mine[1] and mine[0] | mine[1] == {0, 1, 2, 3}:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"partitions not split: {mine}")
+
+
 def test_raising_an_area_after_travellers_passed_changes_their_codes(ns, workers):
     worker = workers(clock="wall")
     now = now_ms()
@@ -53,10 +71,7 @@ def test_raising_an_area_after_travellers_passed_changes_their_codes(ns, workers
                         "st-retro-elsewhere"))
     ns.produce(records)
     ns.wait_idle()
-    raise_at = format_ts(now_ms())
-    ns.produce([{"topic": "checkpoint.risk-areas", "key": "610113", "value": {
-        "id": "ra-live-610113", "area": "610113", "level": "high", "effective_at": raise_at,
-        "event_time": raise_at}}])
+    raise_now(ns, "610113", "ra-live-610113")
     ns.wait_idle()
     red = [c for c in changes(ns.read()) if c["kind"] == "assign"]
     assert sorted(c["person"] for c in red) == passed
@@ -72,22 +87,13 @@ def test_a_raise_reaches_every_visitor_once_on_two_workers_as_one_item_per_parti
     the raise, from whichever worker owns them; and the raise travelled as one area-work
     item per partition (each owner found its visitors in its own index), not as one
     person-work item per visitor."""
-    first, second = workers(name="w1", clock="wall"), workers(name="w2", clock="wall")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        mine = [set(w.get("/ready")[1]["partitions"]) for w in (first, second)]
-        if mine[0] and mine[1] and not mine[0] & mine[1]:
-            break
-        time.sleep(0.5)
+    wait_split(workers(name="w1", clock="wall"), workers(name="w2", clock="wall"))
     now = now_ms()
     yesterday = local_day(now) - 1
     passed = [f"retro-two-{n:02d}" for n in range(40)]
     ns.produce([scan(p, now - 60_000, "140105", [("610113", yesterday)], f"st-{p}") for p in passed])
     ns.wait_idle()
-    raise_at = format_ts(now_ms())
-    ns.produce([{"topic": "checkpoint.risk-areas", "key": "610113", "value": {
-        "id": "ra-two-610113", "area": "610113", "level": "high", "effective_at": raise_at,
-        "event_time": raise_at}}])
+    raise_now(ns, "610113", "ra-two-610113")
     ns.wait_idle()
     caused = [c for c in changes(ns.read()) if "ra-two-610113" in c["caused_by"]]
     assert sorted(c["person"] for c in caused) == passed
@@ -150,14 +156,7 @@ def test_each_dead_letter_reason_live(ns, workers):
 def test_two_workers_split_partitions_and_agree_with_replay(ns, workers):
     first = workers(name="w1")
     second = workers(name="w2")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        mine = [set(w.get("/ready")[1]["partitions"]) for w in (first, second)]
-        if mine[0] and mine[1] and not mine[0] & mine[1] and mine[0] | mine[1] == {0, 1, 2, 3}:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"partitions not split: {mine}")
+    wait_split(first, second)
     records = read_jsonl(SCENARIOS / "z22.jsonl")
     ns.feed(records)
     live = ns.read()
