@@ -254,8 +254,8 @@ async def _send(topic: faust.TopicT, key: str | None, value: dict[str, Any],
 
     Through the app's producer (`ProducerT.send`), not `Topic.send`: the Topic's
     per-message machinery (FutureMessage, callbacks, sensor hooks) cost about 40 µs a
-    message, as much again as the send itself. Delivery failures are counted here
-    (`checkpoint_output_send_errors_total`), as Faust's sensor counts its own sends.
+    message, as much again as the send itself. A failed delivery is counted
+    (`checkpoint_output_send_errors_total`) and ends the worker (`_delivered`).
     """
     name = topic.get_topic_name()
     metrics.OUTPUTS.labels(name).inc()
@@ -534,8 +534,9 @@ async def area_work_agent(stream: Any) -> None:
     """Re-evaluate this partition's recent visitors of a raised area (C2), a slice at a time.
 
     The visitors come from this worker's own index, which holds exactly the persons whose
-    state it owns. Each slice goes through `apply` like any batch, so the lock is free
-    between slices (scans keep flowing during a large fan-out) and outputs precede states.
+    state it owns. Each slice is decided like any batch (`decide`), the lock free between
+    slices (scans keep flowing during a large fan-out); the next slice does not wait for
+    the last one's acknowledgements, and outputs still precede states.
     The item is acknowledged only when every slice is done; redelivered after a crash, it
     re-evaluates nobody twice (each person remembers the update's id)."""
     await rt.register_ready.wait()
@@ -679,11 +680,7 @@ async def _rebuild_indexes() -> None:
                 state = PersonState.from_json(orjson.loads(raw))
                 rt.index.add(state)
                 rt.colours[person] = tuple(c.colour for c in state.controls)
-                due = state.next_due()
-                if due is not None:
-                    rt.due[person] = due
-                    rt.heap.append((due, person))
-        heapq.heapify(rt.heap)
+                _note_due(person, state.next_due())
         log.info("indexes rebuilt", extra={"visitors": len(rt.index), "pending": len(rt.heap)})
 
 

@@ -99,6 +99,11 @@ def text_may_hold_number(text: str) -> bool:
     return may_hold_number(text.encode("utf-8", "replace"))
 
 
+def matches_number(text: str) -> bool:
+    """Do the identity-number patterns match `text` as it stands (nothing folded)?"""
+    return text_may_hold_number(text) and bool(RAW_ID_TEXT.search(text) or GROUPED_ID.search(text))
+
+
 def holds_identity_number(raw: bytes | str) -> bool:
     """Is anything shaped like an 18-digit resident ID number in these bytes or text?
 
@@ -117,7 +122,7 @@ def holds_identity_number(raw: bytes | str) -> bool:
             return True
         raw = raw.decode("utf-8", "replace")
     text = _identity_text(raw)
-    return text_may_hold_number(text) and bool(RAW_ID_TEXT.search(text) or GROUPED_ID.search(text))
+    return matches_number(text)
 
 
 def redact(text: str) -> str:

@@ -32,7 +32,7 @@ import orjson
 
 from . import contracts, metrics
 from . import topics as T
-from .codec import GROUPED_ID, RAW_ID_TEXT, may_hold_number, text_may_hold_number
+from .codec import GROUPED_ID, RAW_ID_TEXT, matches_number, may_hold_number
 
 log = logging.getLogger("checkpoint_streams.observability")
 
@@ -50,18 +50,14 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 def redact(value: str) -> str:
     """Mask anything shaped like an 18-digit resident identity number, also when written
     in groups or with full-width digits (the text is NFKC-folded only if it holds one)."""
-    if not _holds(value):
+    if not matches_number(value):
         if value.isascii():
             return value  # ASCII is its own NFKC form
         folded = unicodedata.normalize("NFKC", value)
-        if folded == value or not _holds(folded):
+        if folded == value or not matches_number(folded):
             return value
         value = folded
     return GROUPED_ID.sub(REDACTED, RAW_ID_TEXT.sub(REDACTED, value))
-
-
-def _holds(text: str) -> bool:
-    return text_may_hold_number(text) and bool(RAW_ID_TEXT.search(text) or GROUPED_ID.search(text))
 
 
 def _clean(value: Any) -> Any:

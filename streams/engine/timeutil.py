@@ -18,7 +18,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 # The conversions below are pure and their arguments repeat: a scan's time is parsed by
 # the gate and again by the engine, an itinerary repeats its dates, every output of a
-# batch carries the same emission time. Caching them took a few µs off every input.
+# batch carries the same emission time.
 @lru_cache(maxsize=4096)
 def parse_ts(text: str) -> int:
     """Parse an ISO-8601 timestamp that carries an offset; naive times are refused."""
