@@ -6,8 +6,9 @@ same batching (`take_events`), in one of two modes:
 
 - ``consume``: decode each message with orjson, nothing else;
 - ``table``: also, per message, one output through the app's producer (as the worker
-  sends a code change) and one write to a changelogged Table (as the worker saves the
-  person's state): the Kafka work a scan costs the pipeline.
+  sends a code change) and one row of a changelogged Table, written the way the worker
+  saves a person's state (`streams.changelog.ChangelogWriter`: the store, and the
+  changelog record through the producer): the Kafka work a scan costs the pipeline.
 
 Run as its own worker process; it prints one JSON line when it has seen ``--expect``
 messages: records, the span from the first to the last message processed, CPU seconds.
@@ -36,6 +37,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
     import orjson
 
     from streams import faustperf
+    from streams.changelog import ChangelogWriter
 
     app = faust.App(
         group, broker=f"kafka://{broker}", store="memory://", topic_partitions=4,
@@ -46,6 +48,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
     faustperf.install(app)
     table = app.Table("floor", key_type=bytes, value_type=bytes, partitions=4,
                       use_partitioner=True)
+    writer = ChangelogWriter(app, table, failed=lambda topic, delivery: os._exit(70))
     output = prefix + OUTPUT
     seen = {"n": 0, "first": 0.0, "cpu": 0.0}
 
@@ -54,15 +57,17 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
             if not seen["first"]:
                 seen["first"], seen["cpu"] = time.time(), time.process_time()
             pending = []
+            rows = []
             producer = await app.maybe_start_producer() if mode == "table" else None
             for event in events:
                 value = orjson.loads(event.message.value)
                 if producer is not None:
                     pending.append(await producer.send(output, event.message.key,
                                                        orjson.dumps(value), None, None, None))
-                    table[event.message.key or b""] = event.message.value
+                    rows.append((event.message.key or b"", event.message.value))
             if pending:
                 await asyncio.gather(*pending)
+                await writer.write(rows)  # after the outputs, as the worker does
             seen["n"] += len(events)
             if seen["n"] >= expect:
                 span = time.time() - seen["first"]

@@ -1,6 +1,10 @@
 """Profile one worker draining a synthetic backlog, with py-spy (pip install py-spy).
 
     python -m bench.profile --broker 127.0.0.1:42092 --scans 5000 [--out /tmp/worker.txt]
+    python -m bench.profile --broker 127.0.0.1:42092 --retro 20000   # an area raise instead
+
+With `--retro N` the worker is first fed N recent visitors of one area, unprofiled, and
+the samples cover only the retroactive raise of that area (the bench's `retro` section).
 
 Samples only while the worker holds the GIL (`py-spy --gil`: CPU spent in Python, not time
 spent waiting for the broker or for a core on a shared machine), writes the raw stacks
@@ -11,6 +15,7 @@ gate, the engine, the app's sends, Faust's stream machinery, aiokafka, logging, 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import shutil
 import subprocess
@@ -18,8 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.run import Probe, drop_namespace, now_ms, preload
-from streams.load import LoadConfig, generate
+from bench.run import Probe, drop_namespace, now_ms, preload, raise_and_wait
+from streams.load import LoadConfig, generate, visitors
 from tests.integration.harness import Namespace, Worker
 
 #: first match wins, in this order
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="127.0.0.1:9092")
     parser.add_argument("--scans", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=2022)
+    parser.add_argument("--retro", type=int, metavar="N",
+                        help="profile the re-evaluation of N visitors after an area raise")
     parser.add_argument("--out", type=Path, default=Path("/tmp/worker-profile.txt"))
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -64,19 +71,30 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("py-spy not found: pip install py-spy\n")
         return 1
     ns = Namespace(args.broker)
-    records = list(generate(LoadConfig(seed=args.seed, scans=args.scans, end=now_ms())))
+    area = "610113"
+    records = (list(visitors(args.retro, area, seed=args.seed, end=now_ms())) if args.retro
+               else list(generate(LoadConfig(seed=args.seed, scans=args.scans, end=now_ms()))))
     worker = Worker(ns, Path("/tmp"), clock="wall", name="profile")
     probe = Probe(ns)
     try:
         worker.start()
         assert worker.process is not None
+        if args.retro:
+            preload(ns, records)
+            probe.wait_idle(timeout=max(300.0, args.retro / 100))
         sampler = subprocess.Popen([spy, "record", "-p", str(worker.process.pid), "-r", "200",
                                     "--format", "raw", "-o", str(args.out), "--nonblocking", "--gil"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         started = time.monotonic()
-        preload(ns, records)
-        probe.wait_idle(timeout=900, poll=0.5)
+        if args.retro:
+            run = asyncio.run(raise_and_wait(ns, area, args.retro, f"profile-up-{area}",
+                                              timeout=max(120.0, args.retro / 200)))
+            done, what = run["reevaluated"], "visitors re-evaluated"
+        else:
+            preload(ns, records)
+            probe.wait_idle(timeout=900, poll=0.5)
+            done, what = len(records), "records drained"
         seconds = time.monotonic() - started
         sampler.send_signal(2)
         sampler.wait(60)
@@ -84,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         probe.close()
         worker.stop()
         drop_namespace(ns)
-    print(f"{len(records):,} records drained in {seconds:.1f} s ({len(records) / seconds:,.0f}/s); "
+    print(f"{done:,} {what} in {seconds:.1f} s ({done / seconds:,.0f}/s); "
           f"stacks in {args.out}")
     for name, share in categorise(args.out):
         print(f"{share:6.1%}  {name}")

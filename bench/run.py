@@ -455,7 +455,7 @@ def section_latency(broker: str, plan: Plan, max_rate: float, log_dir: Path,
         drop_namespace(ns)
 
 
-async def _raise_and_wait(ns: Namespace, area: str, count: int, update_id: str,
+async def raise_and_wait(ns: Namespace, area: str, count: int, update_id: str,
                           timeout: float) -> dict[str, Any]:
     wanted = update_id.encode()
 
@@ -496,7 +496,7 @@ def section_retro(broker: str, sizes: tuple[int, ...], log_dir: Path, seed: int)
             probe.wait_idle(timeout=max(300.0, size / 100))
             loaded = time.monotonic() - load_started
             log(f"retro: visitors in after {loaded:.0f} s; raising {area}")
-            run = asyncio.run(_raise_and_wait(ns, area, size, f"bench-up-{area}-{size}",
+            run = asyncio.run(raise_and_wait(ns, area, size, f"bench-up-{area}-{size}",
                                               timeout=max(120.0, size / 200)))
             run.update({"area": area, "visitors_load_seconds": loaded})
             runs.append(run)

@@ -33,6 +33,7 @@ import orjson
 from . import contracts, metrics
 from . import topics as T
 from .codec import GROUPED_ID, RAW_ID_TEXT, matches_number, may_hold_number
+from .engine.policy import COLOUR_RANK
 
 log = logging.getLogger("checkpoint_streams.observability")
 
@@ -234,6 +235,10 @@ def initialise_series() -> None:
     for topic in (*T.OUTPUT_TOPICS, T.REPORTS, T.REPORT_PARTS, T.PERSON_WORK, T.AREA_WORK,
                   T.EXPOSURES):
         metrics.OUTPUT_SEND_ERRORS.labels(topic)
+    # the per-colour gauge too: its timer first runs 10 s after start, and a dashboard
+    # panel (and a scrape in that window) should see 0, not no data
+    for colour in COLOUR_RANK:
+        metrics.ACTIVE_CONTROLS.labels(colour)
 
 
 def install(app: Any) -> None:

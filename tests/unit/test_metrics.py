@@ -35,3 +35,19 @@ def test_a_removed_child_is_not_handed_out_again():
     gauge.clear()
     gauge.labels(topic="t", partition=1).set(1)
     assert _samples(registry, "g") == {(("partition", "1"), ("topic", "t")): 1.0}
+
+
+def test_series_a_panel_or_alert_reads_exist_before_their_first_event():
+    """A labelled series appears only once a child exists: until then a dashboard panel
+    shows no data and `rate()` misses the first event (the active-controls gauge is set
+    by a timer that first runs 10 s after the worker starts)."""
+    from prometheus_client import REGISTRY
+
+    from streams.observability import initialise_series
+
+    initialise_series()
+    controls = _samples(REGISTRY, "checkpoint_active_controls")
+    assert {dict(labels)["colour"] for labels in controls} == {"green", "yellow", "red"}
+    errors = _samples(REGISTRY, "checkpoint_output_send_errors_total")
+    assert {dict(labels)["topic"] for labels in errors} >= {"checkpoint.code-changes",
+                                                            "checkpoint.alerts"}

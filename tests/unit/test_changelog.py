@@ -1,0 +1,122 @@
+"""`ChangelogWriter`: the person table's rows, written by the worker instead of the Table.
+
+Recovery rebuilds a person's state from the last changelog record of their key, so the
+records must be Faust's own (raw key and value, murmur2 partition, the table's topic), in
+the order the rows were written even when the producer makes a send wait, and a RocksDB
+store must learn the offset it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.structs import RecordMetadata, TopicPartition
+from kafka.partitioner.default import murmur2
+
+from streams.changelog import ChangelogWriter, key_partition
+
+TOPIC = "app-persons-changelog"
+
+
+class Store(dict):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[TopicPartition, int] = {}
+
+    def set_persisted_offset(self, tp: TopicPartition, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+class Producer:
+    """Records sends; the first `stall` sends wait until `room` is set (a full batch)."""
+
+    def __init__(self, stall: int = 0) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.deliveries: list[asyncio.Future[Any]] = []
+        self.stall = stall
+        self.room = asyncio.Event()
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int,
+                   timestamp: Any, headers: Any) -> asyncio.Future[Any]:
+        if self.stall:
+            self.stall -= 1
+            await self.room.wait()
+        self.sent.append((topic, key, value, partition))
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+
+def writer_for(producer: Producer, failures: list[str] | None = None) -> tuple[ChangelogWriter, Store]:
+    store = Store()
+    table = SimpleNamespace(data=store, partitions=4,
+                            changelog_topic=SimpleNamespace(get_topic_name=lambda: TOPIC))
+
+    async def maybe_start_producer() -> Producer:
+        return producer
+
+    app = SimpleNamespace(maybe_start_producer=maybe_start_producer,
+                          conf=SimpleNamespace(topic_partitions=4))
+    failed = (lambda topic, delivery: failures.append(topic)) if failures is not None else None
+    return ChangelogWriter(app, table, failed=failed or (lambda *_: None)), store
+
+
+def test_partition_is_the_default_partitioners() -> None:
+    for key in (b"p-1", b"ps-ABCDEFGHIJKLMNOP", "旅客".encode()):
+        assert key_partition(key, 4) == (murmur2(key) & 0x7FFFFFFF) % 4
+
+
+def test_rows_go_to_the_store_at_once_and_to_the_changelog_as_faust_writes_them() -> None:
+    async def scenario() -> None:
+        producer = Producer()
+        writer, store = writer_for(producer)
+        await writer.write([(b"p-1", b'{"a":1}'), (b"p-2", b'{"b":2}')])
+        assert store == {b"p-1": b'{"a":1}', b"p-2": b'{"b":2}'}
+        assert producer.sent == [(TOPIC, b"p-1", b'{"a":1}', key_partition(b"p-1", 4)),
+                                 (TOPIC, b"p-2", b'{"b":2}', key_partition(b"p-2", 4))]
+        for offset, delivery in enumerate(producer.deliveries):
+            tp = TopicPartition(TOPIC, producer.sent[offset][3])
+            delivery.set_result(RecordMetadata(TOPIC, tp.partition, tp, 40 + offset, 0, 0, 0))
+        await asyncio.sleep(0)
+        assert store.persisted[TopicPartition(TOPIC, key_partition(b"p-2", 4))] == 41
+
+    asyncio.run(scenario())
+
+
+def test_a_later_row_of_the_same_key_is_never_sent_before_an_earlier_one() -> None:
+    async def scenario() -> None:
+        producer = Producer(stall=1)  # the first write's send waits for room
+        writer, store = writer_for(producer)
+        first = asyncio.ensure_future(writer.write([(b"p-1", b"old")]))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(writer.write([(b"p-1", b"new")]))
+        await asyncio.sleep(0)
+        assert store[b"p-1"] == b"new" and producer.sent == []
+        producer.room.set()
+        await asyncio.gather(first, second)
+        assert [value for _, _, value, _ in producer.sent] == [b"old", b"new"]
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_record_is_reported_and_no_offset_is_remembered() -> None:
+    async def scenario() -> None:
+        producer, failures = Producer(), []
+        writer, store = writer_for(producer, failures)
+        await writer.write([(b"p-1", b"x")])
+        producer.deliveries[0].set_exception(RuntimeError("MessageSizeTooLarge"))
+        await asyncio.sleep(0)
+        assert failures == [TOPIC] and store.persisted == {}
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("rows", [[], iter([])])
+def test_nothing_to_write_sends_nothing(rows: Any) -> None:
+    producer = Producer()
+    writer, store = writer_for(producer)
+    asyncio.run(writer.write(rows))
+    assert producer.sent == [] and store == {}
