@@ -197,9 +197,10 @@ def partition_of(person: str) -> int:
 #: a returning person (pooled-tube member, re-evaluated visitor) skips orjson + from_json.
 #: `load_state` hands an entry out and forgets it (the engine mutates states in place);
 #: `_take_decided` puts it back as the new value goes to the table; `load_state` uses an
-#: entry only if it matches the table value. Bounded: oldest writes go first.
+#: entry only if it matches the table value. Bounded (`CHECKPOINT_STATE_CACHE`): oldest
+#: writes go first.
 _decoded: dict[str, tuple[bytes, PersonState]] = {}
-DECODED_LIMIT = 20_000
+DECODED_LIMIT = S.state_cache
 #: person -> (new table value, its PersonState or None once handed out) for states whose
 #: batch's outputs are still in flight: decided, not yet in the table (see `apply`).
 _inflight: dict[str, tuple[bytes, PersonState | None]] = {}

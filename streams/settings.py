@@ -46,6 +46,8 @@ class Settings:
     report_interval: float = field(default_factory=lambda: float(_env("CHECKPOINT_REPORT_INTERVAL", "30")))
     #: allocations between two young-generation passes of Python's cyclic collector
     gc_threshold: int = field(default_factory=lambda: int(_env("CHECKPOINT_GC_THRESHOLD", "50000")))
+    #: decoded person states kept for returning persons (about 5 KB each)
+    state_cache: int = field(default_factory=lambda: int(_env("CHECKPOINT_STATE_CACHE", "20000")))
     log_level: str = field(default_factory=lambda: _env("CHECKPOINT_LOG_LEVEL", "info"))
 
 
