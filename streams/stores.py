@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from faust.stores import STORES
 from faust.stores.rocksdb import Store as FaustRocksStore
-from kafka.partitioner.default import murmur2
+
+from .changelog import key_partition
 
 
 class Store(FaustRocksStore):
     def _partition_of(self, key: bytes) -> int:
         partitions = self.table.partitions or self.app.conf.topic_partitions
-        return (murmur2(key) & 0x7FFFFFFF) % partitions
+        return key_partition(key, partitions)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         if not self.table.use_partitioner:

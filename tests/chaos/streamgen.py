@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka.partitioner.default import murmur2
 
+from streams.changelog import key_partition
 from streams.engine import load_policy_dir
 from streams.engine.timeutil import DAY_MS, HOUR_MS, format_date, format_ts, local_day, parse_ts
 from streams.privacy import person_ref
@@ -99,7 +99,7 @@ def write_policy(directory: Path) -> Path:
 
 
 def partition_of(person: str, partitions: int = 4) -> int:
-    return (murmur2(person.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(person.encode(), partitions)
 
 
 def register() -> list[dict[str, Any]]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.changelog import key_partition
 from streams.recording import read_jsonl
 from streams.replay import Replay, read_recording
-from tests.chaos.streamgen import partition_of
 from tests.integration.harness import comparable
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -55,7 +55,7 @@ def _assert_changelog_matches_store(ns, data_dir: Path) -> None:
     consumer.close()
     assert latest, "no changelog records"
     for partition, rows in latest.items():
-        assert {partition_of(key.decode(), 4) for key in rows} == {partition}
+        assert {key_partition(key, 4) for key in rows} == {partition}
         [path] = data_dir.rglob(f"persons-{partition}.db")
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
