@@ -67,6 +67,7 @@ from .policy_tools import apply_publication
 from .reports import ReportTally, due_days, merge_part, report_areas, report_from_part
 from .settings import settings
 from .stores import register as register_keyed_rocksdb
+from .streamclock import StreamClock
 
 log = logging.getLogger("checkpoint_streams")
 S = settings()
@@ -138,6 +139,13 @@ report_counts = app.Table("report-counts", key_type=bytes, value_type=bytes,
                           partitions=S.partitions, use_partitioner=True)
 
 
+#: the topics whose partition p holds inputs of the persons of partition p (the stream
+#: clock's watermark waits for each of them; pcr results are keyed by sample or tube and
+#: reach their persons as person work)
+PERSON_TOPICS = (T.STATION_SCANS, T.HIGHWAY_SCANS, T.OPERATOR_COMMANDS, T.CONTACT_NOTICES,
+                 T.PERSON_WORK, T.AREA_WORK)
+
+
 class Runtime:
     """Per-worker derived state: register, visitor index, release heap, one engine lock."""
 
@@ -158,9 +166,9 @@ class Runtime:
         self.last_report_day: int | None = None
         self.report_queue: list[int] = []
         self.register_ready = asyncio.Event()
-        #: stream clock: the largest event time consumed per partition (a person's timers
-        #: follow their own partition, whose earlier inputs are all processed by then)
-        self.stream_times: dict[int, int] = {}
+        #: stream clock: event time consumed per topic and partition (a person's timers
+        #: follow the watermark of their own partition: see streams/streamclock.py)
+        self.stream = StreamClock(PERSON_TOPICS)
         streaming = S.clock == "stream"
         self.limits = codec.Limits(
             max_future_ms=None if streaming else S.max_future_seconds * 1000,
@@ -168,17 +176,33 @@ class Runtime:
         )
 
     def clock(self, partition: int | None = None) -> int:
-        """Now, for timers: the wall clock, or in stream mode the largest event time consumed
+        """Now, for inputs: the wall clock, or in stream mode the largest event time consumed
         on `partition` (on any partition when None)."""
         if S.clock != "stream":
             return now_ms()
-        if partition is None:
-            return max(self.stream_times.values(), default=0)
-        return self.stream_times.get(partition, 0)
+        return self.stream.now(partition)
+
+    def timer_clock(self, partition: int) -> int:
+        """Now, for the timers of `partition`: the wall clock, or in stream mode its
+        watermark (held back to any of its topics with records still to process)."""
+        if S.clock != "stream":
+            return now_ms()
+        return self.stream.watermark(partition, _highwater, _committed)
 
     def assigned(self) -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives()
                 if tp.topic == T.STATION_SCANS}
+
+
+def _highwater(topic: str, partition: int) -> int | None:
+    try:
+        return app.consumer.highwater(TopicPartition(topic, partition))
+    except Exception:  # not assigned to the consumer (a rebalance under way): not known
+        return None
+
+
+def _committed(topic: str, partition: int) -> int | None:
+    return app.consumer._committed_offset.get(TopicPartition(topic, partition))  # type: ignore[attr-defined]
 
 
 rt = Runtime()
@@ -328,14 +352,14 @@ async def _dead_letter(stream: str, message: Any, rejected: codec.Rejected,
 
 # ---------------------------------------------------------------------- the engine
 async def apply(items: list[tuple[str, str, dict[str, Any], str]],
-                pending: list[Awaitable[Any]]) -> None:
+                pending: list[Awaitable[Any]], topic: str | None = None) -> None:
     """Run person inputs through the engine; outputs are acknowledged before state is saved.
 
     Called with `rt.lock` held, which it releases while this batch's outputs are in
     flight, so that other agents decide meanwhile instead of the worker idling through a
     broker round trip per batch (that wait was a third of a worker's time).
     """
-    settled = await decide(items, pending)
+    settled = await decide(items, pending, topic)
     if settled.done():
         return
     rt.lock.release()
@@ -360,9 +384,10 @@ async def _reacquire(lock: asyncio.Lock) -> None:
 
 
 async def decide(items: list[tuple[str, str, dict[str, Any], str]],
-                 pending: list[Awaitable[Any]]) -> asyncio.Future[None]:
+                 pending: list[Awaitable[Any]], topic: str | None = None) -> asyncio.Future[None]:
     """Decide a batch (with `rt.lock` held) and send its outputs; the returned future is
-    done once the batch's states are in the table.
+    done once the batch's states are in the table. `topic`: where the inputs came from
+    (the stream clock's; None for timer ticks).
 
     Decided states wait in `_inflight`, where the next input of the same person finds
     them. A batch's states go to the table only once its own outputs *and every earlier
@@ -371,12 +396,17 @@ async def decide(items: list[tuple[str, str, dict[str, Any], str]],
     batch before this one is settled (`area_work_agent` does, slice after slice).
     """
     changed: dict[str, PersonState] = {}
+    streaming = S.clock == "stream"
     for person, kind, value, stream in items:
-        if kind != TICK and S.clock == "stream":
-            part = partition_of(person)
-            rt.stream_times[part] = max(rt.stream_times.get(part, 0), parse_ts(value["event_time"]))
         state = changed[person] if person in changed else load_state(person)
-        now = rt.clock(partition_of(person) if S.clock == "stream" else None)
+        if not streaming:
+            now = now_ms()
+        elif kind == TICK:
+            now = rt.timer_clock(partition_of(person))
+        else:
+            part = partition_of(person)
+            rt.stream.saw(topic or T.PERSON_WORK, part, parse_ts(value["event_time"]))
+            now = rt.stream.now(part)
         outcome = process(state, person, kind, value, Context(rt.register, rt.policies, now))
         changed[person] = outcome.state
         if kind != TICK:
@@ -460,9 +490,17 @@ async def _consume(stream: Any, topic: str) -> None:
                     await _dead_letter(label, event.message, rejected, pending)
                     continue
                 items.extend(await _route(topic, value, label, pending))
-            await apply(items, pending)
+            await apply(items, pending, topic)
+            _processed(topic, events)
         if events:
             metrics.PROCESSING.labels(label).observe((time.perf_counter() - started) / len(events))
+
+
+def _processed(topic: str, events: Iterable[Any]) -> None:
+    """Tell the stream clock these records are done with (see streams/streamclock.py)."""
+    if S.clock == "stream":
+        for event in events:
+            rt.stream.processed(topic, event.message.partition, event.message.offset)
 
 
 async def _route(topic: str, value: dict[str, Any], label: str,
@@ -537,7 +575,8 @@ async def work_agent(stream: Any) -> None:
                 work = orjson.loads(event.message.value)
                 items.append((work["person"], WORK_KINDS[work["kind"]], work["payload"],
                               "work:" + work["kind"]))
-            await apply(items, [])
+            await apply(items, [], T.PERSON_WORK)
+            _processed(T.PERSON_WORK, events)
 
 
 #: visitors decided per hold of the engine lock in a fan-out: small enough that scans wait
@@ -574,9 +613,10 @@ async def area_work_agent(stream: Any) -> None:
                 if part not in rt.assigned():
                     break  # moved to another worker, which redoes the item from its start
                 settling.append(await decide(
-                    [(p, REEVALUATE, update, "work:reevaluate") for p in batch], []))
+                    [(p, REEVALUATE, update, "work:reevaluate") for p in batch], [], T.AREA_WORK))
             metrics.REEVALUATIONS.labels("area_raise").inc(len(batch))
         await asyncio.shield(asyncio.gather(*settling))
+        _processed(T.AREA_WORK, [event])
 
 
 @app.agent(risk_areas)
@@ -684,6 +724,7 @@ async def _rebuild_indexes() -> None:
     """After (re)assignment and changelog recovery, derive index and heap for our persons."""
     async with rt.lock:
         mine = rt.assigned()
+        rt.stream.forget(set(range(S.partitions)) - mine)
         rt.index = VisitorIndex()
         rt.colours = {}
         rt.heap = []
@@ -711,13 +752,18 @@ async def release_timer() -> None:
         due_people: dict[str, int] = {}
         later: list[tuple[int, str]] = []
         overdue = 0
+        marks: dict[int, int] = {}  # stream clock: each partition's watermark, once a tick
         while rt.heap and rt.heap[0][0] <= now:
             due, person = heapq.heappop(rt.heap)
-            if rt.due.get(person) != due or partition_of(person) not in mine:
+            part = partition_of(person)
+            if rt.due.get(person) != due or part not in mine:
                 continue  # stale entry
-            if S.clock == "stream" and due > rt.clock(partition_of(person)):
-                later.append((due, person))  # its own partition has not reached that time
-                continue
+            if S.clock == "stream":
+                if part not in marks:
+                    marks[part] = rt.timer_clock(part)
+                if due > marks[part]:
+                    later.append((due, person))  # its own partition has not reached that time
+                    continue
             due_people.setdefault(person, due)
             if due < now - 2 * S.timer_interval * 1000:
                 overdue += 1

@@ -460,6 +460,7 @@ def _on_scan(state: PersonState, scan: Mapping[str, Any], ctx: Context, outcome:
             outcome.status = "unmatched"
         else:
             rule, causes = found
+            _judged_with(state, causes)
             events.extend(_start_control(state, policy, rule, at, [scan["id"], *causes], ctx))
         if trip:
             notice = ctx.register.exposure(trip_key(trip))
@@ -606,9 +607,23 @@ def _on_reevaluate(state: PersonState, update: Mapping[str, Any], ctx: Context, 
         outcome.status = "unmatched"  # the raise does not change this person's rule
         return
     rule, causes = found
+    _judged_with(state, causes)
     outcome.events.extend(
         _start_control(state, policy, rule, at, [update["id"], state.arrival["scan"], *causes], ctx)
     )
+
+
+def _judged_with(state: PersonState, causes: list[str]) -> None:
+    """Remember that this person's arrival was judged with these register entries: the
+    re-evaluation a raise among them sends (area work, C2) is then a duplicate for them.
+
+    Live, the raise's area work can reach a person after a scan that the worker already
+    judged with the raised level, even after the control it started ended (a worker
+    reading the risk-area topic from its start sends area work for every raise in it):
+    judging them again would start the same control a second time, which the replay,
+    raising before that scan, never does."""
+    for cause in causes:
+        state.remember(f"{REEVALUATE}:{cause}")
 
 
 def _on_command(state: PersonState, command: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:

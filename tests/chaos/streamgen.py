@@ -11,8 +11,8 @@ its processing:
   person on the two topics may be applied out of event-time order, which the replay
   never does; a person's trips are days apart);
 - a person's scans of one trip lie within an hour, and every control lasts at least
-  two days: a timer firing a release early (the stream clock is the largest event time
-  *any* partition has reached) can never overtake an earlier input of the same person;
+  two days (timers follow each partition's watermark, streams/streamclock.py: a topic
+  that ran ahead after a crash does not release anyone early);
 - the last inputs are one sentinel scan per partition at the very end, so every
   partition (and every worker's stream clock) reaches the end time.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from streams import contracts
-from streams.engine.timeutil import format_ts, local_day, parse_ts
+from streams.engine.timeutil import DAY_MS, HOUR_MS, format_ts, local_day, parse_ts
 from streams.recording import read_jsonl
 from streams.replay import Replay, read_recording
 from tests.integration.harness import comparable
@@ -249,3 +249,43 @@ def test_an_undelivered_output_ends_the_worker_before_its_input_is_committed(ns,
         assert red[0]["caused_by"][0] == "st-undelivered-1"
     finally:
         admin.close()
+
+
+def test_stream_clock_releases_wait_for_a_topic_still_behind_on_the_same_partition(
+        ns, workers, tmp_path):
+    """Given a person under a 2-day control whose next scan, an hour before the release, is
+    at the end of a station backlog, and a highway scan of the same partition a day after
+    the release, all on the topics before the worker starts, When the worker reads the
+    highway scan first (one record against thousands), Then the release still waits for
+    the station scan: live equals replay (a clock taken from the topic that ran ahead
+    released the person first and started a second control from that scan)."""
+    from tests.chaos import streamgen as sg
+
+    policies = sg.write_policy(tmp_path / "policies")
+    person = "stream-clock-person"
+    part = sg.partition_of(person)
+    other = next(f"stream-clock-other-{i}" for i in range(100)
+                 if sg.partition_of(f"stream-clock-other-{i}") == part)
+    t0 = sg.START
+    day = local_day(t0)
+    records = [*sg.register(),
+               sg._scan("sc-first", person, t0, [(sg.MEDIUM, day - 1)], sg.CHECKPOINTS[1])]
+    backlog = 6_000
+    span = 2 * DAY_MS - 2 * HOUR_MS
+    records += [sg._scan(f"sc-fill-{n}", f"stream-clock-filler-{n}", t0 + HOUR_MS + span * n // backlog,
+                         [], sg.CHECKPOINTS[1]) for n in range(backlog)]
+    again = t0 + 2 * DAY_MS - HOUR_MS
+    records.append(sg._scan("sc-again", person, again, [(sg.MEDIUM, local_day(again) - 1)],
+                            sg.CHECKPOINTS[1]))
+    records.append(sg._scan("hw-ahead", other, t0 + 3 * DAY_MS, [], sg.CHECKPOINTS[2]))
+    assert records[-1]["topic"] == sg.HIGHWAY
+    ns.produce(records)
+    workers(env={"CHECKPOINT_POLICY_DIR": str(policies), "CHECKPOINT_TIMER_INTERVAL": "0.1"})
+    ns.wait_idle()
+    expected = sg.replay(records, policies).outputs
+    live = ns.read()
+    mine = [r for r in live if r["key"] == person]
+    assert [r["value"]["kind"] for r in mine if r["topic"] == "checkpoint.code-changes"] == [
+        r["value"]["kind"] for r in expected
+        if r["topic"] == "checkpoint.code-changes" and r["key"] == person]
+    assert comparable(live) == comparable(expected)

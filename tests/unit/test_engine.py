@@ -128,6 +128,24 @@ def test_retroactive_raise_reevaluates_a_past_visitor():
     assert person.send("reevaluate", raised) == []  # redelivered: once
 
 
+def test_a_raise_reaching_a_visitor_already_judged_with_it_changes_nothing_even_after_release():
+    """Live, area work for a raise can arrive after a scan judged with that raise in the
+    register (a worker reading the risk-area topic from its start); the replay never
+    re-evaluates that scan, so neither may the worker: not while the control runs, not
+    after its release."""
+    person = Person(register(MEDIUM_XIAN))
+    assigned = medium_arrival(person)[0]
+    assert MEDIUM_XIAN["id"] in assigned["caused_by"]
+    assert person.send("reevaluate", MEDIUM_XIAN) == []
+    assert person.status == "duplicate"
+    for stamp in ("2022-08-22", "2022-08-25", "2022-08-28"):  # the tests that release it
+        person.send("result", result(person.name, f"{stamp}T08:00:00", f"{stamp}T09:00:00"))
+    released = person.tick("2022-08-28T10:00:00")
+    assert [e["kind"] for e in released if e.get("kind") == "release"] == ["release"]
+    assert person.send("reevaluate", MEDIUM_XIAN, now="2022-08-29T00:00:00") == []
+    assert person.status == "duplicate"
+
+
 def test_raise_elsewhere_does_not_touch_a_visitor():
     person = Person(Register())
     medium_arrival(person)
