@@ -1,7 +1,8 @@
 """The ceiling: a bare aiokafka consume -> orjson decode -> produce loop with no logic.
 
 Same input topics and partitions as the workers, same consumer group protocol, the
-producer settings Faust uses (acks=all, linger 0, 16 KiB batches), at-least-once like
+producer settings of the worker (acks=all, linger 0, `CHECKPOINT_PRODUCER_BATCH_BYTES`
+batches), at-least-once like
 the worker (outputs acknowledged before the offsets are committed). One output per
 input on the code-changes topic, so the benchmark measures it exactly as it measures
 the pipeline. Run as its own process:
@@ -20,6 +21,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.settings import settings
+
 INPUTS = ("checkpoint.scans.station", "checkpoint.scans.highway", "checkpoint.risk-areas",
           "checkpoint.pcr-results", "checkpoint.contact-notices", "checkpoint.operator-commands")
 OUTPUT = "checkpoint.code-changes"
@@ -32,7 +35,7 @@ async def bare_loop(broker: str, prefix: str, group: str, expect: int,
         enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=1500,
         heartbeat_interval_ms=1000, session_timeout_ms=10_000)
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=0,
-                                max_batch_size=16384)
+                                max_batch_size=settings().producer_batch_bytes)
     await producer.start()
     await consumer.start()
     seen = 0

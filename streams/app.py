@@ -92,6 +92,7 @@ app = faust.App(
     processing_guarantee="at_least_once",
     autodiscover=False,
     stream_wait_empty=False,
+    producer_max_batch_size=S.producer_batch_bytes,
     **security.from_env().faust(),  # TLS / SASL from CHECKPOINT_SECURITY_* (default plaintext)
 )
 faustperf.install(app)  # Faust hot-path fixes: see streams/faustperf.py

@@ -48,6 +48,11 @@ class Settings:
     gc_threshold: int = field(default_factory=lambda: int(_env("CHECKPOINT_GC_THRESHOLD", "50000")))
     #: decoded person states kept for returning persons (about 5 KB each)
     state_cache: int = field(default_factory=lambda: int(_env("CHECKPOINT_STATE_CACHE", "20000")))
+    #: the producer's batch size per partition (bytes; Faust's default is 16 KiB): a
+    #: re-evaluation sends a slice of code changes and state records to one partition at a
+    #: time, and a send that finds its partition's batch full waits for the sender loop
+    producer_batch_bytes: int = field(
+        default_factory=lambda: int(_env("CHECKPOINT_PRODUCER_BATCH_BYTES", "524288")))
     log_level: str = field(default_factory=lambda: _env("CHECKPOINT_LOG_LEVEL", "info"))
 
 
