@@ -2,7 +2,7 @@
 
 Same input topics and partitions as the workers, same consumer group protocol, the
 producer settings of the worker (acks=all, linger 0, `CHECKPOINT_PRODUCER_BATCH_BYTES`
-batches), at-least-once like
+batches, the cached murmur2 partitioner), at-least-once like
 the worker (outputs acknowledged before the offsets are committed). One output per
 input on the code-changes topic, so the benchmark measures it exactly as it measures
 the pipeline. Run as its own process:
@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.changelog import partitioner
 from streams.settings import settings
 
 INPUTS = ("checkpoint.scans.station", "checkpoint.scans.highway", "checkpoint.risk-areas",
@@ -35,7 +36,8 @@ async def bare_loop(broker: str, prefix: str, group: str, expect: int,
         enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=1500,
         heartbeat_interval_ms=1000, session_timeout_ms=10_000)
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=0,
-                                max_batch_size=settings().producer_batch_bytes)
+                                max_batch_size=settings().producer_batch_bytes,
+                                partitioner=partitioner)
     await producer.start()
     await consumer.start()
     seen = 0

@@ -37,7 +37,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
     import orjson
 
     from streams import faustperf
-    from streams.changelog import ChangelogWriter
+    from streams.changelog import ChangelogWriter, partitioner
     from streams.settings import settings
 
     app = faust.App(
@@ -45,7 +45,8 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
         topic_replication_factor=1, broker_heartbeat_interval=1.0, broker_session_timeout=10.0,
         consumer_auto_offset_reset="earliest", key_serializer="raw", value_serializer="raw",
         processing_guarantee="at_least_once", autodiscover=False, stream_wait_empty=False,
-        producer_max_batch_size=settings().producer_batch_bytes, web_port=port,
+        producer_max_batch_size=settings().producer_batch_bytes, producer_partitioner=partitioner,
+        web_port=port,
         web_host="127.0.0.1", datadir=tempfile.mkdtemp(prefix="cs-floor-"))
     faustperf.install(app)
     table = app.Table("floor", key_type=bytes, value_type=bytes, partitions=4,

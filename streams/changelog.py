@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -32,6 +33,15 @@ def key_partition(key: bytes, partitions: int) -> int:
     Cached: kafka-python's murmur2 is pure Python (about 10 µs a key), a raise asks it for
     every recent visitor, and persons come back (their next scan, their results)."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's `DefaultPartitioner` with the murmur2 of `key_partition` (cached): the
+    producer's `partitioner` (Faust's `producer_partitioner`) for every keyed output whose
+    partition the worker leaves to the producer; the same partition as before."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[key_partition(key, len(all_partitions))]
 
 
 class ChangelogWriter:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .policy import COLOUR_RANK, MARK_RANK
+from .timeutil import local_day
 
 SEEN_LIMIT = 512
 HISTORY_LIMIT = 50
@@ -45,8 +46,6 @@ class Control:
 
     @property
     def start_day(self) -> int:
-        from .timeutil import local_day
-
         return local_day(self.started)
 
     def strictness(self) -> tuple[int, int, int]:
@@ -100,7 +99,15 @@ class PersonState:
 
     def next_due(self) -> int | None:
         """The earliest instant a timer may change this person (None: nothing pending)."""
-        from .evaluate import pending_times
-
-        times = pending_times(self)
+        times = _pending_times(self)
         return min(times) if times else None
+
+
+def _pending_times(state: PersonState) -> list[int]:
+    """`evaluate.pending_times`, bound on first use: evaluate imports this module, and an
+    import statement run on every call (a saved state asks once) cost about 1 µs."""
+    global _pending_times
+    from .evaluate import pending_times
+
+    _pending_times = pending_times
+    return pending_times(state)

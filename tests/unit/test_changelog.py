@@ -120,3 +120,20 @@ def test_nothing_to_write_sends_nothing(rows: Any) -> None:
     writer, store = writer_for(producer)
     asyncio.run(writer.write(rows))
     assert producer.sent == [] and store == {}
+
+
+def test_the_producer_partitioner_is_aiokafkas_default_with_murmur2_cached():
+    """Same partition as aiokafka's DefaultPartitioner for every key (outputs keep their
+    partitions), a random available one for no key."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.changelog import partitioner
+
+    default = DefaultPartitioner()
+    for n in range(300):
+        key = f"person-{n}".encode()
+        for count in (1, 4, 7):
+            parts = list(range(count))
+            assert partitioner(key, parts, parts) == default(key, parts, parts)
+    assert partitioner(None, [0, 1, 2, 3], [2]) == 2
+    assert partitioner(None, [0, 1], []) in (0, 1)

@@ -26,7 +26,7 @@ def test_producer_batches_default_to_512_kib_and_are_set_by_the_environment(
     assert settings().producer_batch_bytes == 16_384
 
 
-def test_the_worker_hands_its_batch_size_to_faust(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_worker_hands_its_batch_size_and_partitioner_to_faust(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """In a process of its own: importing the app builds the worker (data directory, gc)."""
     import os
     import subprocess
@@ -35,9 +35,11 @@ def test_the_worker_hands_its_batch_size_to_faust(tmp_path) -> None:  # type: ig
     env = {**os.environ, "CHECKPOINT_PRODUCER_BATCH_BYTES": "65536",
            "CHECKPOINT_DATA_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", "from streams.app import app; "
-                          "print(app.conf.producer_max_batch_size)"],
+                          "from streams.changelog import partitioner; "
+                          "print(app.conf.producer_max_batch_size, "
+                          "app.producer.partitioner is partitioner)"],
                          env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split()[-1] == "65536"
+    assert out.stdout.split()[-2:] == ["65536", "True"]
 
 
 def test_the_performance_settings_are_documented() -> None:
