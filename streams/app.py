@@ -66,6 +66,7 @@ from .observability import install as install_observability
 from .policy_tools import apply_publication
 from .reports import ReportTally, due_days, merge_part, report_areas, report_from_part
 from .settings import settings
+from .statecache import StateCache
 from .stores import register as register_keyed_rocksdb
 from .streamclock import StreamClock
 
@@ -219,14 +220,9 @@ def partition_of(person: str) -> int:
     return key_partition(person.encode(), S.partitions)
 
 
-#: person -> (table value, the PersonState decoded from it), for persons written lately:
-#: a returning person (pooled-tube member, re-evaluated visitor) skips orjson + from_json.
-#: `load_state` hands an entry out and forgets it (the engine mutates states in place);
-#: `_take_decided` puts it back as the new value goes to the table; `load_state` uses an
-#: entry only if it matches the table value. Bounded (`CHECKPOINT_STATE_CACHE`): oldest
-#: writes go first.
-_decoded: dict[str, tuple[bytes, PersonState]] = {}
-DECODED_LIMIT = S.state_cache
+#: decoded states of persons written lately: `load_state` takes them, `_take_decided`
+#: puts them back as their new value goes to the table
+_decoded = StateCache(S.state_cache)
 #: person -> (new table value, its PersonState or None once handed out) for states whose
 #: batch's outputs are still in flight: decided, not yet in the table (see `apply`).
 _inflight: dict[str, tuple[bytes, PersonState | None]] = {}
@@ -245,9 +241,9 @@ def load_state(person: str) -> PersonState | None:
     raw = persons.get(person.encode())
     if not raw:
         return None
-    cached = _decoded.pop(person, None)
-    if cached is not None and (cached[0] is raw or cached[0] == raw):
-        return cached[1]
+    cached = _decoded.take(person, raw)
+    if cached is not None:
+        return cached
     return PersonState.from_json(orjson.loads(raw))
 
 
@@ -260,10 +256,7 @@ def _take_decided(person: str, raw: bytes) -> bool:
         return False
     del _inflight[person]
     if entry[1] is not None:
-        _decoded.pop(person, None)
-        _decoded[person] = (raw, entry[1])
-        if len(_decoded) > DECODED_LIMIT:
-            del _decoded[next(iter(_decoded))]
+        _decoded.put(person, raw, entry[1])
     return True
 
 
