@@ -15,6 +15,12 @@ to the event time of any of its topics that still has records waiting (its proce
 position is short of the partition's high watermark). A topic that has caught up does not
 hold the clock back, so a quiet topic (operator commands) never stalls it.
 
+Limits: a person's inputs on different topics are still applied in the order they are
+consumed (`checkpoint-streams produce` sends a recording in event-time order, which keeps
+them in step while the worker keeps up). A topic partition that retention emptied and
+this consumer group never committed looks as if it had records waiting (its committed
+offset counts as 0), and holds its partition's timers back until something arrives there.
+
 Pure bookkeeping, no Faust or Kafka import: the worker passes in what its consumer knows.
 """
 
