@@ -46,8 +46,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
         consumer_auto_offset_reset="earliest", key_serializer="raw", value_serializer="raw",
         processing_guarantee="at_least_once", autodiscover=False, stream_wait_empty=False,
         producer_max_batch_size=settings().producer_batch_bytes, producer_partitioner=partitioner,
-        web_port=port,
-        web_host="127.0.0.1", datadir=tempfile.mkdtemp(prefix="cs-floor-"))
+        web_port=port, web_host="127.0.0.1", datadir=tempfile.mkdtemp(prefix="cs-floor-"))
     faustperf.install(app)
     table = app.Table("floor", key_type=bytes, value_type=bytes, partitions=4,
                       use_partitioner=True)

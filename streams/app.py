@@ -179,8 +179,9 @@ class Runtime:
         )
 
     def clock(self, partition: int | None = None) -> int:
-        """Now, for inputs: the wall clock, or in stream mode the largest event time consumed
-        on `partition` (on any partition when None)."""
+        """Now: the wall clock, or in stream mode the largest event time consumed on
+        `partition` (an input's now), on any partition when None (index expiry, policies,
+        reports). Release timers follow `timer_clock`."""
         if S.clock != "stream":
             return now_ms()
         return self.stream.now(partition)
@@ -401,7 +402,7 @@ async def decide(items: list[tuple[str, str, dict[str, Any], str]],
         else:
             part = partition_of(person)
             rt.stream.saw(topic or T.PERSON_WORK, part, parse_ts(value["event_time"]))
-            now = rt.stream.now(part)
+            now = rt.clock(part)
         outcome = process(state, person, kind, value, Context(rt.register, rt.policies, now))
         changed[person] = outcome.state
         if kind != TICK:
