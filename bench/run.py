@@ -1,6 +1,6 @@
 """The benchmark: one command, one run, everything side by side on the real local broker.
 
-    python -m bench.run --broker 127.0.0.1:42092            # full run (~15-25 min here)
+    python -m bench.run --broker 127.0.0.1:42092            # full run (~5 min here)
     python -m bench.run --broker 127.0.0.1:42092 --quick    # small run (< ~3 min)
 
 Start a broker first (deploy/broker.sh start; KAFKA_PORT picks its port). Sections,
