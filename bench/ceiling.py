@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.changelog import partitioner
+from streams.runtime.changelog import partitioner
 from streams.settings import settings
 
 INPUTS = ("checkpoint.scans.station", "checkpoint.scans.highway", "checkpoint.risk-areas",

@@ -37,7 +37,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
     import orjson
 
     from streams import faustperf
-    from streams.changelog import ChangelogWriter, partitioner
+    from streams.runtime.changelog import ChangelogWriter, partitioner
     from streams.settings import settings
 
     app = faust.App(

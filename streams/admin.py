@@ -17,7 +17,6 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from . import contracts, security
-from .topics import PREFIX
 
 
 class BrokerUnreachable(RuntimeError):
@@ -34,8 +33,13 @@ def admin_client(bootstrap: str, timeout: float = 10.0) -> KafkaAdminClient:
 
 
 def create_topics(bootstrap: str, partitions: int | None = None,
-                  prefix: str = PREFIX) -> list[str]:
-    """Create every topic of the contract that does not exist yet; returns the new ones."""
+                  prefix: str | None = None) -> list[str]:
+    """Create every topic of the contract that does not exist yet; returns the new ones.
+    `prefix`: the deployment's namespace prefix (default: $CHECKPOINT_NAMESPACE's)."""
+    if prefix is None:
+        from .settings import Settings
+
+        prefix = Settings.from_env().topic_prefix
     admin = admin_client(bootstrap)
     try:
         existing = set(admin.list_topics())
@@ -66,11 +70,12 @@ def producer(bootstrap: str) -> KafkaProducer:
 
 
 def produce_records(bootstrap: str, records: Iterable[dict[str, Any]], *,
-                    rate: float | None = None) -> Iterator[int]:
+                    rate: float | None = None, prefix: str = "") -> Iterator[int]:
     """Send `{"topic", "key", "value"}` records in order; yields a running count.
 
     Values are sent as given (orjson-encoded) so that bad records reach the workers'
-    dead-letter path exactly as a faulty scanner's would.
+    dead-letter path exactly as a faulty scanner's would. `prefix`: a deployment's
+    namespace prefix for the recording's topic names.
     """
     sender = producer(bootstrap)
     interval = 1.0 / rate if rate else 0.0
@@ -80,7 +85,7 @@ def produce_records(bootstrap: str, records: Iterable[dict[str, Any]], *,
             key = record.get("key")
             value = record["value"]
             raw = value if isinstance(value, bytes) else orjson.dumps(value)
-            sender.send(record["topic"], key=key.encode() if isinstance(key, str) else key,
+            sender.send(prefix + record["topic"], key=key.encode() if isinstance(key, str) else key,
                         value=raw)
             if interval:
                 delay = started + count * interval - time.monotonic()

@@ -185,22 +185,35 @@ def open_original(letter: Mapping[str, Any], key_text: str) -> bytes | None:
 _warned: set[str] = set()
 
 
+#: Originals over this many bytes are kept as their SHA-256 and their first
+#: `ORIGINAL_PREFIX_BYTES` (`CHECKPOINT_DEAD_LETTER_MAX_ORIGINAL_BYTES`): a dead letter must
+#: fit under the broker's message.max.bytes (1 MB by default) with room to spare, and
+#: base64 grows an original by a third.
+DEFAULT_MAX_ORIGINAL_BYTES = 65_536
+ORIGINAL_PREFIX_BYTES = 1_024
+
+
 def dead_letter(
     source: Source, raw: bytes, reason: str, detail: str, received_at: int, *,
-    input_id: str | None = None, keep_original: bool = True,
+    input_id: str | None = None, keep_original: bool = True, subject: str | None = None,
+    max_original: int = DEFAULT_MAX_ORIGINAL_BYTES,
 ) -> dict[str, Any]:
-    """A dead-letter message; its id is derived from where the bytes came from.
+    """A dead-letter message; its id is derived from where the bytes came from (and from
+    `subject`, when one input can fail for several persons: a raise's visitors).
 
     No readable field (detail, input_id) holds an identity-number shape, and the
     original bytes are kept, sealed or dropped as `original_mode` says; bytes that hold
     such a number are dropped whatever the mode, and are fingerprinted only after
-    redaction (so the id is no oracle for guessing the number).
+    redaction (so the id is no oracle for guessing the number). An original over
+    `max_original` bytes is kept as its first `ORIGINAL_PREFIX_BYTES` with its size and
+    SHA-256 (`original_size`, `original_sha256`), so that every dead letter fits on the
+    broker.
     """
     has_number = reason == "raw_identity_number" or holds_identity_number(raw)
     fingerprint = hashlib.sha256(
         RAW_ID_BYTES.sub(b"[redacted]", raw) if has_number else raw).hexdigest()[:16]
     letter_id = "dl-" + digest(source.topic, source.partition, source.offset, source.line,
-                               fingerprint)
+                               fingerprint, *(() if subject is None else (subject,)))
     try:
         mode, key_text = original_mode()
     except ValueError as exc:  # fail closed: never keep what we were told to protect
@@ -209,12 +222,14 @@ def dead_letter(
             logging.getLogger("checkpoint_streams").error("dead letters drop originals: %s", exc)
         mode, key_text = "drop", None
     original: str | None = None
+    truncated = len(raw) > max_original
     if keep_original and not has_number and mode != "drop":
-        payload = seal_original(raw, letter_id, key_text or "") if mode == "encrypt" else raw
+        kept = raw[:ORIGINAL_PREFIX_BYTES] if truncated else raw
+        payload = seal_original(kept, letter_id, key_text or "") if mode == "encrypt" else kept
         original = base64.b64encode(payload).decode()
     if input_id is not None and (holds_identity_number(input_id) or len(input_id) > 256):
         input_id = None
-    return {
+    letter: dict[str, Any] = {
         "id": letter_id,
         "reason": reason,
         "detail": redact(detail)[:500] or reason,
@@ -224,6 +239,10 @@ def dead_letter(
         "original": original,
         "received_at": format_ts(received_at),
     }
+    if truncated and not has_number:
+        letter["original_size"] = len(raw)
+        letter["original_sha256"] = hashlib.sha256(raw).hexdigest()
+    return letter
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -557,8 +557,8 @@ def _rate(value: str) -> float | None:
               help="Write JSONL (the replay format) to this file ('-': stdout) instead of producing.")
 @click.option("--broker", envvar="CHECKPOINT_BROKER", default="127.0.0.1:9092", show_default=True,
               help="Kafka bootstrap server ($CHECKPOINT_BROKER).")
-@click.option("--prefix", envvar="CHECKPOINT_TOPIC_PREFIX", default="", show_default=True,
-              help="Topic name prefix ($CHECKPOINT_TOPIC_PREFIX), as the workers use it.")
+@click.option("--namespace", envvar="CHECKPOINT_NAMESPACE", default="", show_default=True,
+              help="The deployment's namespace ($CHECKPOINT_NAMESPACE), as the workers use it.")
 @click.option("--end", "end_text", help="ISO time of the last scan (default: now, or now + "
               "the run's length with --rate).")
 @click.option("--hours", type=float, default=24.0, show_default=True,
@@ -572,7 +572,7 @@ def _rate(value: str) -> float | None:
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True,
               help="Create the contract's topics first (idempotent), as `worker` does.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, prefix: str,
+def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, namespace: str,
             end_text: str | None, hours: float, mix_text: str, upgrades: int,
             exposed_trips: int, create_topics: bool, progress: bool) -> None:
     """Generate a province-scale synthetic load: scans, pooled results, area upgrades.
@@ -587,6 +587,7 @@ def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, pre
     """
     from tqdm import tqdm
 
+    prefix = f"{namespace}." if namespace else ""
     try:
         per_second = _rate(rate)
         mix = parse_mix(mix_text)

@@ -62,6 +62,15 @@ RELEASE_TIMER_LAST_RUN = Gauge(
 OUTPUT_SEND_ERRORS = Counter("checkpoint_output_send_errors_total",
                              "Outputs whose delivery to the broker failed",
                              ["topic"])
+FORWARDED = Counter(
+    "checkpoint_forwarded_inputs_total",
+    "Person inputs that arrived on a partition their person is not on (a producer with another "
+    "partitioner) and went to the person's own, by input stream; counted as inputs there",
+    ["stream"])
+PROCESSING_ERRORS = Counter(
+    "checkpoint_processing_errors_total",
+    "Inputs the pipeline could not decide (an error for that input only: dead-lettered as "
+    "processing_error, every other input goes on), by input stream", ["stream"])
 
 
 def cache_labels(metric: Any) -> Any:
@@ -96,5 +105,5 @@ def cache_labels(metric: Any) -> Any:
 
 
 for _metric in (E2E_LATENCY, PROCESSING, INPUTS, OUTPUTS, DEAD_LETTERS, CODE_CHANGES, ALERTS,
-                REEVALUATIONS, OUTPUT_SEND_ERRORS):
+                REEVALUATIONS, OUTPUT_SEND_ERRORS, PROCESSING_ERRORS, FORWARDED):
     cache_labels(_metric)

@@ -217,6 +217,10 @@ class LagSampler:
 
 
 # ------------------------------------------------------------------------ install
+#: what `checkpoint_inputs_total{status}` counts: every input ends as one of these
+INPUT_STATUSES = ("applied", "duplicate", "no_policy", "unmatched", "rejected", "dead_letter")
+
+
 def initialise_series() -> None:
     """Export the rare-event counters at 0 from the start.
 
@@ -227,13 +231,14 @@ def initialise_series() -> None:
     reasons = contracts.load_schema("dead-letter")["properties"]["reason"]["enum"]
     for topic in T.INPUT_TOPICS:
         stream = T.STREAM_LABEL[topic]
-        metrics.INPUTS.labels(stream, "applied")
-        metrics.INPUTS.labels(stream, "dead_letter")
+        for status in INPUT_STATUSES:
+            metrics.INPUTS.labels(stream, status)
+        metrics.PROCESSING_ERRORS.labels(stream)
+        metrics.FORWARDED.labels(stream)
         for reason in reasons:
             metrics.DEAD_LETTERS.labels(stream, reason)
     metrics.LAG_SAMPLE_ERRORS.inc(0)
-    for topic in (*T.OUTPUT_TOPICS, T.REPORTS, T.REPORT_PARTS, T.PERSON_WORK, T.AREA_WORK,
-                  T.EXPOSURES):
+    for topic in (*T.OUTPUT_TOPICS, T.REPORTS, T.REPORT_PARTS, T.PERSON_WORK, T.EXPOSURES):
         metrics.OUTPUT_SEND_ERRORS.labels(topic)
     # the per-colour gauge too: its timer first runs 10 s after start, and a dashboard
     # panel (and a scrape in that window) should see 0, not no data

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from . import contracts, topics
+from . import contracts
 from .engine.policy import (
     COLOUR_RANK,
     MARK_RANK,
@@ -42,9 +42,6 @@ from .engine.policy import (
 )
 from .engine.timeutil import format_ts, parse_ts
 
-#: The compacted topic of published policies (key: policy id), with the deployment's
-#: topic prefix (`streams.topics.POLICIES` once that module names it).
-POLICIES_TOPIC: str = getattr(topics, "POLICIES", topics.PREFIX + "checkpoint.policies")
 DOCUMENT_SCHEMA = "policy-document"
 #: code-change kinds that start a control (a blue mark is a `mark` event)
 CONTROL_STARTS = frozenset({"assign", "monitor", "mark"})

@@ -7,15 +7,17 @@ area with nothing to report still reports zeros: that is what a zero report is f
 Which area an event belongs to (attribution, in order):
 
 1. an arrival scan: the county of its checkpoint (the first landing point);
-2. the end of a control (release, reclassify, extend): the area its start was counted in;
+2. a code change of a control: the area the control records (`Control.area`: the
+   person's arrival checkpoint when it started, else the place its cause named), so its
+   release counts where its start did, on whichever worker it happens;
 3. anything about a person: the county of the person's latest arrival checkpoint;
 4. otherwise the place named by the input that caused it: a PCR result's `lab_area`, a
    contact notice's `area`, an exposed trip's `alighting` area;
 5. otherwise the jurisdiction of the policy that decided it.
 
 "County" is the 6-digit part of the code; a checkpoint coded above county level is
-counted at the level it names. Events that none of these place are counted in
-`ReportTally.unattributed` (and shown by the CLI), never silently dropped.
+counted at the level it names. Events that none of these place are counted under the
+area `unattributed` (`ReportTally.unattributed`, shown by the CLI), never dropped.
 
 Which areas report (zeros included): the areas configured (`CHECKPOINT_REPORT_AREAS`,
 codes separated by commas; a province or city code stands for all its counties), by
@@ -33,9 +35,10 @@ Counting rules, matching schemas/report.schema.json:
 - `alerts`: every alert, by kind;
 - `arrivals`: scans accepted by the engine (not dead letters, not redeliveries).
 
-The same tally serves the offline replay (`tally_replay`, the CLI's `report` command) and
-the live worker (`ReportTally.observe` per processed input, `due_days` and
-`report_messages` at the configured local time). Nothing here does I/O or reads a clock.
+Counts are made by `contributions`, one decision at a time, in the pipeline core that the
+offline replay (`tally_replay`, the CLI's `report` command) and the live worker share; a
+live worker keeps them per partition with the persons' states and files the reports
+(`due_days`, at the configured local time). Nothing here does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -127,6 +130,10 @@ class AreaDay:
                     or +self.by_rule or +self.alerts)
 
 
+#: counts by (area, local day): what one decision contributes, what a tally holds
+Cells = dict[tuple[str, int], AreaDay]
+
+
 def _cause_area(cause: Mapping[str, Any] | None) -> str | None:
     if not cause:
         return None
@@ -143,19 +150,102 @@ def _cause_area(cause: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-class ReportTally:
-    """Counts per (area, local day), mergeable and JSON round-trippable.
+def _control_area(control_id: str, *states: Any) -> str | None:
+    for state in states:
+        if state is not None:
+            control = state.control(control_id)
+            if control is not None and control.area:
+                return str(control.area)
+    return None
 
-    Feed it with `arrival` for every accepted scan and `observe` for every batch of
-    engine outputs; read it with `report` / `reports`. `control_areas` remembers where
-    each running control was counted so that its release is counted in the same area.
+
+def _rule_area(rule: str, *states: Any) -> str | None:
+    for state in states:
+        if state is not None:
+            for control in state.controls:
+                if control.rule == rule and control.area:
+                    return str(control.area)
+    return None
+
+
+def _place(kind: str, event: Mapping[str, Any], before: Any, after: Any,
+           cause: Mapping[str, Any] | None, book: PolicyBook | None) -> str | None:
+    """The area an output counts in (the module docstring's attribution rules)."""
+    if kind == CODE_CHANGE:
+        where = _control_area(event["control"], after, before)  # where its start counted
+        if where:
+            return county_of(where)
+    elif event.get("rule") and event.get("person"):  # an alert about a control
+        where = _rule_area(event["rule"], after, before)
+        if where:
+            return county_of(where)
+    arrival = (after.arrival or {}).get("area") if after is not None else None
+    if arrival:
+        return county_of(arrival)
+    if cause is not None and cause.get("id") in event.get("caused_by", ()):
+        where = _cause_area(cause)
+        if where:
+            return county_of(where)
+    policy = event.get("policy")
+    if book is not None and isinstance(policy, Mapping):
+        found = book.get(policy["id"], policy.get("version"))
+        if found is not None:
+            return found.jurisdiction
+    return None
+
+
+def contributions(kind: str | None, cause: Mapping[str, Any] | None, status: str,
+                  events: Iterable[tuple[str, Mapping[str, Any]]], before: Any, after: Any,
+                  book: PolicyBook | None) -> Cells:
+    """What one decision adds to the daily reports, by (area, local day).
+
+    `kind` is the engine input kind (`scan` counts an arrival unless it was a
+    redelivery), `cause` the input, `events` the engine's outputs, `before` / `after` the
+    person's state around the decision (None for routing). Pure: the replay and the live
+    worker count with it alike, and a count depends only on the decision, not on which
+    worker made it. Outputs no rule places are counted under the area ``unattributed``.
     """
+    cells: Cells = {}
+
+    def cell(area: str, day: int) -> AreaDay:
+        found = cells.get((area, day))
+        if found is None:
+            found = cells[(area, day)] = AreaDay()
+        return found
+
+    if kind == "scan" and status != "duplicate" and cause is not None:
+        checkpoint = cause["checkpoint"]
+        arrivals = cell(county_of(checkpoint["area"]), local_day(parse_ts(cause["event_time"])))
+        if checkpoint["kind"] == "highway":
+            arrivals.highway += 1
+        else:
+            arrivals.station += 1
+    for event_kind, event in events:
+        area = _place(event_kind, event, before, after, cause, book) or UNATTRIBUTED
+        counts = cell(area, local_day(parse_ts(event["event_time"])))
+        if event_kind == ALERT:
+            counts.alerts[event["kind"]] += 1
+            continue
+        counts.by_rule[event["rule"]] += 1
+        before_colour, after_colour, change = event["from"], event["to"], event["kind"]
+        if change == "assign" or (change in STARTS and after_colour == "green"):
+            counts.assigned[after_colour] += 1
+        elif change in ("release", "reclassify") and (
+                before_colour != after_colour or before_colour == "green"):
+            counts.released[before_colour] += 1
+    return cells
+
+
+#: where outputs that no attribution rule places are counted (never dropped)
+UNATTRIBUTED = "unattributed"
+
+
+class ReportTally:
+    """Counts per (area, local day), mergeable and JSON round-trippable: the sum of
+    `contributions` over a run (a replay, one worker's partition)."""
 
     def __init__(self) -> None:
-        self.cells: dict[tuple[str, int], AreaDay] = {}
-        self.control_areas: dict[str, str] = {}
-        self.person_areas: dict[str, tuple[str, int]] = {}  # placed by a cause: (area, day)
-        self.unattributed = 0
+        self.cells: Cells = {}
 
     def cell(self, area: str, day: int) -> AreaDay:
         found = self.cells.get((area, day))
@@ -163,112 +253,35 @@ class ReportTally:
             found = self.cells[(area, day)] = AreaDay()
         return found
 
-    # -- feeding -------------------------------------------------------------------
-    def arrival(self, scan: Mapping[str, Any], status: str = "applied") -> None:
-        """Count one scan the engine accepted (`status` as the engine returned it)."""
-        if status == "duplicate":
-            return
-        checkpoint = scan["checkpoint"]
-        cell = self.cell(county_of(checkpoint["area"]), local_day(parse_ts(scan["event_time"])))
-        if checkpoint["kind"] == "highway":
-            cell.highway += 1
-        else:
-            cell.station += 1
+    def add(self, cells: Cells) -> None:
+        for key, counts in cells.items():
+            self.cell(*key).add(counts)
 
-    def observe(self, events: Iterable[tuple[str, Mapping[str, Any]]], *,
-                person_area: Callable[[str], str | None] = lambda person: None,
-                cause: Mapping[str, Any] | None = None,
-                book: PolicyBook | None = None) -> None:
-        """Count engine outputs: (`code_change` | `alert`, event) pairs, as
-        `streams.engine.process` returns them.
-
-        `person_area(person)` gives the area of the person's latest arrival checkpoint
-        (from their state); `cause` is the input that produced the events (used only
-        for events that name it in `caused_by`); `book` resolves a policy's jurisdiction
-        as the last resort.
-        """
-        for kind, event in events:
-            if kind not in (CODE_CHANGE, ALERT):
-                continue
-            area = self._area(kind, event, person_area, cause, book)
-            if area is None:
-                self.unattributed += 1
-                continue
-            cell = self.cell(area, local_day(parse_ts(event["event_time"])))
-            if kind == ALERT:
-                cell.alerts[event["kind"]] += 1
-                continue
-            cell.by_rule[event["rule"]] += 1
-            before, after, change = event["from"], event["to"], event["kind"]
-            if change == "assign" or (change in STARTS and after == "green"):
-                cell.assigned[after] += 1
-            elif change in ("release", "reclassify") and (before != after or before == "green"):
-                cell.released[before] += 1
-            if change in STARTS:
-                self.control_areas[event["control"]] = area
-            elif change in ("release", "reclassify"):
-                self.control_areas.pop(event["control"], None)
-
-    def _area(self, kind: str, event: Mapping[str, Any],
-              person_area: Callable[[str], str | None], cause: Mapping[str, Any] | None,
-              book: PolicyBook | None) -> str | None:
-        if kind == CODE_CHANGE and event["kind"] not in STARTS:
-            known = self.control_areas.get(event["control"])
-            if known is not None:
-                return known
-        person = event.get("person")
-        if person:
-            where = person_area(person)
-            if where:
-                return county_of(where)
-            placed = self.person_areas.get(person)
-            if placed is not None:
-                return placed[0]
-        if cause is not None and cause.get("id") in event.get("caused_by", ()):
-            where = _cause_area(cause)
-            if where:
-                if person:  # later events of a person who never arrived stay in this area
-                    day = local_day(parse_ts(event["event_time"]))
-                    self.person_areas[person] = (county_of(where), day)
-                return county_of(where)
-        policy = event.get("policy")
-        if book is not None and isinstance(policy, Mapping):
-            found = book.get(policy["id"], policy.get("version"))
-            if found is not None:
-                return found.jurisdiction
-        return None
+    @property
+    def unattributed(self) -> int:
+        return sum(sum(c.by_rule.values()) + sum(c.alerts.values())
+                   for (area, _), c in self.cells.items() if area == UNATTRIBUTED)
 
     def merge(self, other: ReportTally) -> None:
         """Add another tally (e.g. another worker's partial counts) into this one."""
-        for key, counts in other.cells.items():
-            self.cell(*key).add(counts)
-        self.control_areas.update(other.control_areas)
-        self.person_areas.update(other.person_areas)
-        self.unattributed += other.unattributed
-
-    def drain_parts(self) -> list[tuple[str, dict[str, Any]]]:
-        """Hand over the counts gathered so far as (`area:date`, counts) parts and forget
-        them (the attribution memory stays). With several workers each counts only the
-        persons it owns: a worker sends its parts keyed `area:date`, so that the worker
-        owning that key adds them up (`merge_part`) and files the report."""
-        parts = [(f"{area}:{format_date(day)}", counts.to_json())
-                 for (area, day), counts in sorted(self.cells.items())]
-        self.cells.clear()
-        return parts
+        self.add(other.cells)
 
     def prune(self, before_day: int) -> None:
         """Forget the counts of days before `before_day` (bounded memory when live)."""
         for key in [k for k in self.cells if k[1] < before_day]:
             del self.cells[key]
-        for person in [p for p, (_, day) in self.person_areas.items() if day < before_day]:
-            del self.person_areas[person]
 
     # -- reading -------------------------------------------------------------------
     def days(self) -> list[int]:
         return sorted({day for _, day in self.cells})
 
     def areas_on(self, day: int) -> list[str]:
-        return sorted(area for area, d in self.cells if d == day)
+        return sorted(area for area, d in self.cells if d == day and area != UNATTRIBUTED)
+
+    def day_counts(self, day: int) -> dict[str, dict[str, Any]]:
+        """area -> counts (report JSON) of one day: what a partition sends as its part."""
+        return {area: counts.to_json() for (area, d), counts in sorted(self.cells.items())
+                if d == day and area != UNATTRIBUTED}
 
     def report(self, area: str, day: int, generated_at: int) -> dict[str, Any]:
         """One message for the reports topic (schemas/report.schema.json)."""
@@ -288,32 +301,27 @@ class ReportTally:
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": [{"area": a, "date": format_date(d), **c.to_json()}
-                          for (a, d), c in sorted(self.cells.items())],
-                "control_areas": dict(sorted(self.control_areas.items())),
-                "person_areas": {p: [a, format_date(d)] for p, (a, d) in sorted(self.person_areas.items())},
-                "unattributed": self.unattributed}
+                          for (a, d), c in sorted(self.cells.items())]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReportTally:
         tally = cls()
         for cell in data.get("cells", ()):
             tally.cells[(cell["area"], parse_date(cell["date"]))] = AreaDay.from_json(cell)
-        tally.control_areas.update(data.get("control_areas", {}))
-        places = data.get("person_areas", {})
-        tally.person_areas.update({p: (a, parse_date(d)) for p, (a, d) in places.items()})
-        tally.unattributed = int(data.get("unattributed", 0))
         return tally
 
 
-def merge_part(total: Mapping[str, Any] | None, part: Mapping[str, Any]) -> dict[str, Any]:
-    """Add one part (`ReportTally.drain_parts`) to a running total (None: nothing yet)."""
-    merged = AreaDay.from_json(total) if total else AreaDay()
-    merged.add(AreaDay.from_json(part))
-    return merged.to_json()
+def sum_parts(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The counts of one report from the counts each partition sent for it."""
+    total = AreaDay()
+    for part in parts:
+        total.add(AreaDay.from_json(part))
+    return total.to_json()
 
 
-def report_from_part(key: str, counts: Mapping[str, Any] | None, generated_at: int) -> dict[str, Any]:
-    """The report message for `area:date` from its merged counts (None: a zero report)."""
+def report_from_counts(key: str, counts: Mapping[str, Any] | None,
+                       generated_at: int) -> dict[str, Any]:
+    """The report message for `area:date` from its counts (None: a zero report)."""
     area, date = key.split(":", 1)
     tally = ReportTally()
     if counts:
@@ -365,47 +373,15 @@ def report_messages(tally: ReportTally, day: int, areas: Iterable[str],
 def tally_replay(records: Sequence[Any], book: PolicyBook, *, dead_letters: Sequence[Any] = (),
                  until: int | None = None,
                  progress: Callable[[int], None] | None = None) -> tuple[ReportTally, Any]:
-    """Replay a recording (`streams.replay.read_recording` output) and count it.
+    """Replay a recording (`streams.replay.read_recording` output) and its daily counts.
 
     Returns the tally and the finished `Replay` (its outputs are byte-identical to
-    `replay_file` on the same file).
-    """
+    `replay_file` on the same file)."""
     from .replay import Replay
-    from .topics import ALERTS, CODE_CHANGES, DEAD_LETTERS, HIGHWAY_SCANS, STATION_SCANS
 
     run = Replay(book)
-    for letter in dead_letters:
-        run.tally.inputs += 1
-        run.tally.dead_letters += 1
-        run.tally.outputs[DEAD_LETTERS] += 1
-        run.outputs.append({"topic": DEAD_LETTERS, "key": letter["source"]["topic"], "value": letter})
-    tally = ReportTally()
-
-    def person_area(person: str) -> str | None:
-        state = run.states.get(person)
-        return (state.arrival or {}).get("area") if state is not None else None
-
-    kinds = {CODE_CHANGES: CODE_CHANGE, ALERTS: ALERT}
-
-    def count(start: int, cause: Mapping[str, Any] | None) -> None:
-        tally.observe(((kinds.get(o["topic"], ""), o["value"]) for o in run.outputs[start:]),
-                      person_area=person_area, cause=cause, book=book)
-
-    for record in records:
-        start = len(run.outputs)
-        dead, duplicates = run.tally.dead_letters, run.tally.duplicates
-        run.feed(record)
-        accepted = run.tally.dead_letters == dead
-        if accepted and record.topic in (STATION_SCANS, HIGHWAY_SCANS):
-            tally.arrival(record.value, "duplicate" if run.tally.duplicates > duplicates else "applied")
-        count(start, record.value if accepted else None)
-        if progress is not None:
-            progress(1)
-    if until is not None:
-        start = len(run.outputs)
-        run.advance_to(until)
-        count(start, None)
-    return tally, run
+    run.run(records, until, dead_letters=dead_letters, progress=progress)
+    return run.reports, run
 
 
 def day_bounds(day: int) -> tuple[int, int]:

@@ -1,29 +1,27 @@
-"""Every topic name in one place (the AsyncAPI document is the contract; a test keeps
-this module and `schemas/asyncapi.yaml` in step)."""
+"""Every topic name of the contract in one place (`schemas/asyncapi.yaml` is the contract;
+a test keeps this module and the document in step).
+
+These are the contract's names, the names recordings and the pipeline core use. On the
+broker a deployment's namespace prefixes them (`Settings.topic`), so that several
+deployments or test runs can share one cluster.
+"""
 
 from __future__ import annotations
 
-import os
-
-#: Namespace for every topic name (e.g. "staging."), so that several deployments or test
-#: runs can share one cluster. Empty in production and in recordings.
-PREFIX = os.environ.get("CHECKPOINT_TOPIC_PREFIX", "")
-
-STATION_SCANS = PREFIX + "checkpoint.scans.station"
-HIGHWAY_SCANS = PREFIX + "checkpoint.scans.highway"
-RISK_AREAS = PREFIX + "checkpoint.risk-areas"
-PCR_RESULTS = PREFIX + "checkpoint.pcr-results"
-CONTACT_NOTICES = PREFIX + "checkpoint.contact-notices"
-OPERATOR_COMMANDS = PREFIX + "checkpoint.operator-commands"
-CODE_CHANGES = PREFIX + "checkpoint.code-changes"
-ALERTS = PREFIX + "checkpoint.alerts"
-DEAD_LETTERS = PREFIX + "checkpoint.dead-letters"
-REPORTS = PREFIX + "checkpoint.reports"
-POLICIES = PREFIX + "checkpoint.policies"
-REPORT_PARTS = PREFIX + "checkpoint.internal.report-parts"
-PERSON_WORK = PREFIX + "checkpoint.internal.person-work"
-AREA_WORK = PREFIX + "checkpoint.internal.area-work"
-EXPOSURES = PREFIX + "checkpoint.internal.exposures"
+STATION_SCANS = "checkpoint.scans.station"
+HIGHWAY_SCANS = "checkpoint.scans.highway"
+RISK_AREAS = "checkpoint.risk-areas"
+PCR_RESULTS = "checkpoint.pcr-results"
+CONTACT_NOTICES = "checkpoint.contact-notices"
+OPERATOR_COMMANDS = "checkpoint.operator-commands"
+CODE_CHANGES = "checkpoint.code-changes"
+ALERTS = "checkpoint.alerts"
+DEAD_LETTERS = "checkpoint.dead-letters"
+REPORTS = "checkpoint.reports"
+POLICIES = "checkpoint.policies"
+REPORT_PARTS = "checkpoint.internal.report-parts"
+PERSON_WORK = "checkpoint.internal.person-work"
+EXPOSURES = "checkpoint.internal.exposures"
 
 #: input topic -> JSON Schema name (schemas/<name>.schema.json)
 INPUT_SCHEMAS = {
@@ -48,3 +46,5 @@ STREAM_LABEL = {
 
 INPUT_TOPICS = tuple(INPUT_SCHEMAS)
 OUTPUT_TOPICS = (CODE_CHANGES, ALERTS, DEAD_LETTERS)
+#: the topics a worker's partitions consume (co-partitioned: partition p of each is p's)
+PARTITION_TOPICS = (*INPUT_TOPICS, PERSON_WORK)

@@ -59,6 +59,12 @@ class Person:
         self.status = ""
 
     def send(self, kind: str, value: dict[str, Any], now: str | None = None) -> list[dict[str, Any]]:
+        """Decide one input; a raise (`reevaluate`) or an exposed trip (`exposure`) goes into
+        the register first, as the pipeline does before fanning it out."""
+        if kind == "reevaluate":
+            self.register.apply_update(value)
+        elif kind == "exposure":
+            self.register.apply_exposure(value)
         moment = t(now) if now else t(value["event_time"])
         outcome = process(self.state, self.name, kind, value,
                           Context(self.register, POLICIES, moment))

@@ -17,14 +17,24 @@ Invariants the rest of the system relies on:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .policy import COLOUR_RANK, Policy, PolicyBook, Rule
-from .register import LEVEL_RANK, RISK_LEVELS, Register, trip_key
-from .state import HISTORY_LIMIT, RESULTS_LIMIT, Control, PersonState
-from .timeutil import DAY_MS, HOUR_MS, day_start, format_ts, local_day, parse_date, parse_ts
+from .register import (
+    ANY_LEVEL,
+    RISK_LEVELS,
+    Known,
+    Register,
+    fanout_at,
+    known_by,
+    reaches,
+    trip_key,
+    update_known,
+)
+from .state import DUE, HISTORY_LIMIT, MISSED, RESULTS_LIMIT, Control, PersonState, Step
+from .timeutil import DAY_MS, day_start, format_ts, local_day, parse_date, parse_ts
 
 # Input types a person-keyed stream can carry (the `type` of a PersonInput).
 SCAN, RESULT, NOTICE, COMMAND, REEVALUATE, EXPOSURE, TICK = (
@@ -71,17 +81,18 @@ class _Facts:
     """What the register says about one travel history at one instant, looked up once.
 
     A scan is tried against a policy's rules in order, and every rule asks the register
-    about the same areas at the same instant: each area's designations (the area itself
-    and its prefixes) and the designated areas of its county and city are looked up the
-    first time a rule needs them and reused by the next rule.
+    about the same areas at the same instant, as known at the same moment: each area's
+    designations (the area itself and its prefixes) and the designated areas of its
+    county and city are looked up the first time a rule needs them and reused by the next.
     """
 
-    __slots__ = ("_own", "_within", "areas", "at", "register")
+    __slots__ = ("_own", "_within", "areas", "at", "known", "register")
 
-    def __init__(self, areas: list[str], register: Register, at: int) -> None:
+    def __init__(self, areas: list[str], register: Register, at: int, known: Known) -> None:
         self.areas = areas
         self.register = register
         self.at = at
+        self.known = known
         self._own: list[list[tuple[str, str]]] | None = None
         self._within: dict[str, list[tuple[str, str, str]]] = {}
 
@@ -96,7 +107,7 @@ class _Facts:
                 for cut in (2, 4, 6, 9, 12):
                     if cut > len(area):
                         break
-                    designation = designation_at(area[:cut], self.at)
+                    designation = designation_at(area[:cut], self.at, self.known)
                     if designation is not None:
                         found.append(designation)
                 self._own.append(found)
@@ -107,11 +118,8 @@ class _Facts:
         hits = self._within.get(prefix)
         if hits is None:
             hits = self._within[prefix] = list(
-                self.register.designated_within(prefix, self.at, _ANY_LEVEL))
+                self.register.designated_within(prefix, self.at, ANY_LEVEL, self.known))
         return hits
-
-
-_ANY_LEVEL = frozenset(level for level in LEVEL_RANK if level not in (None, "lifted"))
 
 
 def match_rule(
@@ -122,11 +130,13 @@ def match_rule(
     at: int,
     inbound: Mapping[str, Any] | None = None,
     facts: _Facts | None = None,
+    known: Known | None = None,
 ) -> list[str] | None:
-    """The register updates that make `rule` hold (possibly none), or None if it does not."""
+    """The register updates that make `rule` hold (possibly none), or None if it does not;
+    the register as known by `known` (default: by `at`)."""
     causes: list[str] = []
     if facts is None:
-        facts = _Facts(list(visited), register, at)
+        facts = _Facts(list(visited), register, at, known_by(at) if known is None else known)
     areas = facts.areas
     for condition, argument in rule.conditions():
         found: str | bool | None = None
@@ -155,9 +165,11 @@ def match_rule(
 
 def first_match(
     policy: Policy, trigger: str, visited: list[str], register: Register, at: int,
-    inbound: Mapping[str, Any] | None = None,
+    inbound: Mapping[str, Any] | None = None, known: Known | None = None,
 ) -> tuple[Rule, list[str]] | None:
-    facts = _Facts(list(visited), register, at)
+    """The first rule of `trigger` that holds, and the register updates that make it hold;
+    the register as known by `known` (default: by `at`)."""
+    facts = _Facts(list(visited), register, at, known_by(at) if known is None else known)
     for rule in policy.rules_on(trigger):
         causes = match_rule(rule, visited, policy, register, at, inbound, facts)
         if causes is not None:
@@ -232,9 +244,11 @@ RELEASE_REASON = {
 # ------------------------------------------------------------------------ controls
 def _start_control(
     state: PersonState, policy: Policy, rule: Rule, started: int, caused_by: list[str],
-    ctx: Context, *, landing: int | None = None,
+    ctx: Context, *, landing: int | None = None, place: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Start `rule`'s control unless the same rule already runs for this person."""
+    """Start `rule`'s control unless the same rule already runs for this person. `place`:
+    the area the cause names (a lab, a notice), where the control counts in the reports
+    when the person never arrived at a checkpoint."""
     if not rule.measure.is_control:
         return []
     if any(c.policy == policy.id and c.rule == rule.id for c in state.controls):
@@ -256,6 +270,7 @@ def _start_control(
         caused_by=list(dict.fromkeys(caused_by)),
         pcr_days=list(measure.pcr_days),
         landing=(landing if landing is not None else started) if measure.tests else None,
+        area=(state.arrival or {}).get("area") or place,
     )
     before = state.colour
     state.controls.append(control)
@@ -297,53 +312,17 @@ def _blockers(state: PersonState, control: Control, at: int) -> str | None:
     return None
 
 
-def _day_end(control: Control, day: int) -> int:
-    return day_start(control.start_day + day + 1)
-
-
-def pending_times(state: PersonState) -> list[int]:
-    """Instants at which time alone will change this person: what timers index."""
-    times: list[int] = []
-    for control in state.controls:
-        unchecked = [d for d in control.pcr_days
-                     if d > control.checked_day and d not in control.satisfied]
-        if unchecked:
-            times.append(_day_end(control, min(unchecked)))
-        if control.due is not None and control.hold is None:
-            times.append(control.due)
-        if control.release == "tests" and control.landing is not None and not control.window_alerted:
-            times.append(control.landing + _tests_window(control))
-    return times
-
-
-def _tests_window(control: Control) -> int:
-    return int(control.measure.get("tests", {}).get("within_hours", 72)) * HOUR_MS
-
-
 def advance(state: PersonState, ctx: Context, until: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """Apply every time-based transition due up to `until` (default `ctx.now`), oldest first."""
+    """Apply every time-based transition due up to `until` (default `ctx.now`), oldest first
+    (`PersonState.steps`: the timers wait for the same instants)."""
     until = ctx.now if until is None else until
     events: list[tuple[str, dict[str, Any]]] = []
     for _ in range(10_000):  # bounded: each step consumes one pending instant
-        step: tuple[int, int, str, Control, int] | None = None
-        for order, control in enumerate(state.controls):
-            unchecked = [d for d in control.pcr_days
-                         if d > control.checked_day and d not in control.satisfied]
-            if unchecked:
-                day = min(unchecked)
-                candidate = (_day_end(control, day), 0, "missed", control, day)
-                step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
-            if control.due is not None and control.hold is None:
-                candidate = (control.due, 1, "due", control, order)
-                step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
-            if (control.release == "tests" and control.landing is not None
-                    and not control.window_alerted):
-                candidate = (control.landing + _tests_window(control), 2, "window", control, 0)
-                step = min(step, candidate, key=lambda s: s[:2]) if step else candidate
+        step = min(state.steps(), key=_step_order, default=None)
         if step is None or step[0] > until:
             return events
-        at, _, action, control, day = step
-        if action == "missed":
+        at, action, _, control, day = step
+        if action == MISSED:
             control.checked_day = max(control.checked_day, day)
             control.missed.append(day)
             if state.positive is not None:
@@ -357,7 +336,7 @@ def advance(state: PersonState, ctx: Context, until: int | None = None) -> list[
             ))
             if control.due is not None and control.due <= at and control.hold == "awaiting_test":
                 control.hold = "missed_test"
-        elif action == "due":
+        elif action == DUE:
             events.extend(_try_release(state, control, at, ctx))
         else:  # the tests window closed without enough negative results
             control.window_alerted = True
@@ -369,6 +348,10 @@ def advance(state: PersonState, ctx: Context, until: int | None = None) -> list[
                 key=f"{control.id}:window",
             ))
     raise RuntimeError("advance did not converge")  # pragma: no cover - a bug, not input
+
+
+def _step_order(step: Step) -> tuple[int, int, int]:
+    return step[0], step[1], step[2]
 
 
 def _try_release(
@@ -460,10 +443,9 @@ def _on_scan(state: PersonState, scan: Mapping[str, Any], ctx: Context, outcome:
             outcome.status = "unmatched"
         else:
             rule, causes = found
-            _judged_with(state, causes)
             events.extend(_start_control(state, policy, rule, at, [scan["id"], *causes], ctx))
         if trip:
-            notice = ctx.register.exposure(trip_key(trip))
+            notice = ctx.register.exposure(trip_key(trip), known_by(at))
             if notice is not None and _alights_where(notice, trip, checkpoint["area"]):
                 events.extend(_exposed(state, policy, notice, scan["id"], at, ctx))
     codes = scan.get("three_codes")
@@ -507,7 +489,8 @@ def _three_code_check(
         lookback = policy.lookback_days if policy else 14
         visited = _window(state, at, lookback)
         explained = any(
-            next(ctx.register.designated_within(area[:4], at, RISK_LEVELS), None) is not None
+            next(ctx.register.designated_within(area[:4], at, RISK_LEVELS, known_by(at)), None)
+            is not None
             for area in visited if len(area) >= 4
         )
         if not explained:
@@ -539,7 +522,8 @@ def _on_result(state: PersonState, result: Mapping[str, Any], ctx: Context, outc
         if policy is None or rule is None:
             outcome.status = "no_policy"
         else:
-            events.extend(_start_control(state, policy, rule, at, [result["id"]], ctx))
+            events.extend(_start_control(state, policy, rule, at, [result["id"]], ctx,
+                                         place=result.get("lab_area")))
         if result.get("kind") != "pooled":  # a pooled tube raises one alert for all members
             events.append(_alert(
                 "positive_result", "page",
@@ -552,12 +536,12 @@ def _on_result(state: PersonState, result: Mapping[str, Any], ctx: Context, outc
         day = collected_day - control.start_day
         if day in control.pcr_days and day not in control.satisfied:
             control.satisfied.append(day)
-        made_up = [d for d in control.missed if _day_end(control, d) <= collected]
+        made_up = [d for d in control.missed if control.day_end(d) <= collected]
         if made_up:  # a later test makes up for a missed day (and lifts that hold)
             control.missed = [d for d in control.missed if d not in made_up]
             control.satisfied.extend(made_up)
         if (control.release == "tests" and control.landing is not None
-                and control.landing < collected <= control.landing + _tests_window(control)
+                and control.landing < collected <= control.landing + control.tests_window()
                 and result["id"] not in control.negatives):
             control.negatives.append(result["id"])
             needed = int(control.measure.get("tests", {}).get("count", 2))
@@ -573,7 +557,8 @@ def _on_notice(state: PersonState, notice: Mapping[str, Any], ctx: Context, outc
     if policy is None or rule is None:
         outcome.status = "no_policy"
         return
-    outcome.events.extend(_start_control(state, policy, rule, at, [notice["id"]], ctx))
+    outcome.events.extend(_start_control(state, policy, rule, at, [notice["id"]], ctx,
+                                         place=notice.get("area")))
 
 
 def _on_exposure(state: PersonState, notice: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
@@ -594,36 +579,22 @@ def _on_exposure(state: PersonState, notice: Mapping[str, Any], ctx: Context, ou
 
 
 def _on_reevaluate(state: PersonState, update: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
-    """Retroactive re-evaluation (C2): an area was raised after this person passed it."""
-    ctx.register.apply_update(update)  # idempotent; the worker's copy may lag the topic
-    at = max(parse_ts(update["event_time"]), parse_ts(update["effective_at"]))
+    """Retroactive re-evaluation (C2): an area was raised after this person passed it. The
+    register as known up to the raise itself, at the instant it acts (`fanout_at`)."""
+    at = fanout_at(update)
     policy = _policy_for(state, ctx, at, None)
     if policy is None or state.arrival is None:
         outcome.status = "no_policy"
         return
     visited = _window(state, at, policy.lookback_days)
-    found = first_match(policy, "arrival", visited, ctx.register, at)
+    found = first_match(policy, "arrival", visited, ctx.register, at, known=update_known(update))
     if found is None or update["id"] not in found[1]:
         outcome.status = "unmatched"  # the raise does not change this person's rule
         return
     rule, causes = found
-    _judged_with(state, causes)
     outcome.events.extend(
         _start_control(state, policy, rule, at, [update["id"], state.arrival["scan"], *causes], ctx)
     )
-
-
-def _judged_with(state: PersonState, causes: list[str]) -> None:
-    """Remember that this person's arrival was judged with these register entries: the
-    re-evaluation a raise among them sends (area work, C2) is then a duplicate for them.
-
-    Live, the raise's area work can reach a person after a scan that the worker already
-    judged with the raised level, even after the control it started ended (a worker
-    reading the risk-area topic from its start sends area work for every raise in it):
-    judging them again would start the same control a second time, which the replay,
-    raising before that scan, never does."""
-    for cause in causes:
-        state.remember(f"{REEVALUATE}:{cause}")
 
 
 def _on_command(state: PersonState, command: Mapping[str, Any], ctx: Context, outcome: Outcome) -> None:
@@ -691,7 +662,6 @@ def _on_command(state: PersonState, command: Mapping[str, Any], ctx: Context, ou
 
 _HANDLERS = {
     SCAN: _on_scan, RESULT: _on_result, NOTICE: _on_notice, COMMAND: _on_command,
-    REEVALUATE: _on_reevaluate, EXPOSURE: _on_exposure,
 }
 
 
@@ -705,24 +675,77 @@ def input_id(kind: str, value: Mapping[str, Any]) -> str | None:
 def process(
     state: PersonState | None, person: str, kind: str, value: Mapping[str, Any], ctx: Context,
 ) -> Outcome:
-    """Apply one person input. The caller persists `outcome.state` and sends the events."""
-    state = state or PersonState(person=person)
+    """Apply one person input; the given state is left as it was. The caller keeps
+    `outcome.state` and sends the events.
+
+    An input is applied to the world as of its own event time: transitions due before it
+    fire first, later ones wait for the clock (a timer tick advances to `now`); raises and
+    exposed trips the register learned of before it reach the person first (`catch_up`).
+    That is what makes a live run of a recording agree with its offline replay, whatever
+    order a worker reads its topics in.
+
+    `reevaluate` (a raised area's update) and `exposure` (an exposed-trip notice) bring the
+    person up to date with the register up to and including that entry: the fan-out of a
+    raise or an exposed trip to the persons who passed there.
+    """
+    state = state.clone() if state is not None else PersonState(person=person)
     outcome = Outcome(state=state)
-    # An input is applied to the world as of its own event time: transitions due before it
-    # fire first, later ones wait for the clock (a timer tick advances to `now`). This is
-    # what makes a live run of a recording agree with its offline replay.
-    until = ctx.now if kind == TICK else min(ctx.now, parse_ts(value["event_time"]))
+    if kind == TICK:
+        outcome.events.extend(advance(state, ctx, ctx.now))
+        return outcome
+    at = parse_ts(value["event_time"])
+    if kind in (REEVALUATE, EXPOSURE):
+        if not catch_up(state, update_known(value), ctx, outcome.events):
+            outcome.status = "duplicate"
+        elif not outcome.events:
+            outcome.status = "unmatched"
+        return outcome
+    catch_up(state, known_by(at), ctx, outcome.events)
+    until = min(ctx.now, at)
     outcome.events.extend(advance(state, ctx, until))
     key = input_id(kind, value)
     if key is not None and not state.remember(key):
         outcome.status = "duplicate"
         return outcome
-    handler = _HANDLERS.get(kind)
-    if handler is not None:
-        handler(state, value, ctx, outcome)
+    _HANDLERS[kind](state, value, ctx, outcome)
     outcome.events.extend(advance(state, ctx, until))
     return outcome
 
 
-def is_raise(before: str | None, after: str) -> bool:
-    return LEVEL_RANK[after] > LEVEL_RANK[before]
+def catch_up(state: PersonState, upto: Known, ctx: Context,
+             events: list[tuple[str, dict[str, Any]]]) -> bool:
+    """Re-evaluate the person for every raise and exposed trip the register learned of
+    after they were last brought up to date and by `upto`, in the order it learned of
+    them, each at its own time; the person is then up to date with `upto`. False when
+    they were already (a raise's fan-out reaching someone it reached before).
+
+    A raise reaches the persons whose stays put them in its visitor index (`reaches`), an
+    exposed trip its passengers: the offline replay's fan-out, person by person."""
+    caught = tuple(state.caught_up) if state.caught_up is not None else None
+    if caught is not None and caught >= upto:
+        return False
+    after: Known = caught if caught is not None else (-(2**62), "")
+    if state.visits or state.trips:
+        entries = [(update_known(u), REEVALUATE, u) for u in ctx.register.raises_known(after, upto)]
+        if state.trips:
+            entries.extend((update_known(n), EXPOSURE, n)
+                           for n in ctx.register.exposures_known(after, upto))
+            entries.sort(key=lambda entry: entry[0])
+        lookback = ctx.policies.max_lookback_days
+        handler: Callable[[PersonState, Mapping[str, Any], Context, Outcome], None]
+        for _, kind, entry in entries:
+            if kind == REEVALUATE:
+                if not reaches(state.visits, entry["area"], local_day(fanout_at(entry)) - lookback):
+                    continue
+                handler = _on_reevaluate
+            else:
+                if trip_key(entry["trip"]) not in state.trips:
+                    continue
+                handler = _on_exposure
+            until = min(ctx.now, parse_ts(entry["event_time"]))
+            events.extend(advance(state, ctx, until))
+            if state.remember(f"{kind}:{entry['id']}"):
+                handler(state, entry, ctx, Outcome(state, events))
+                events.extend(advance(state, ctx, until))
+    state.caught_up = list(upto)
+    return True

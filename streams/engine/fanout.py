@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .evaluate import ALERT, Context, _alert, digest
+from .evaluate import ALERT, Context, _alert
 from .register import trip_key
 from .state import PersonState
 from .timeutil import parse_ts
@@ -109,9 +109,4 @@ def exposure_alert(notice: Mapping[str, Any], ctx: Context) -> list[tuple[str, d
     )]
 
 
-def reevaluation_id(update: Mapping[str, Any], person: str) -> str:
-    return "re-" + digest(update["id"], person)
-
-
-__all__ = ["ALERT", "VisitorIndex", "exposure_alert", "pool_alert", "reevaluation_id",
-           "split_result"]
+__all__ = ["ALERT", "VisitorIndex", "exposure_alert", "pool_alert", "split_result"]

@@ -1,8 +1,10 @@
 """Per-person state: what the engine remembers between inputs.
 
-Kept as plain dataclasses of JSON types so that orjson serialises them directly into a
-Faust table changelog, and `from_json` rebuilds them after recovery. Everything time
-based is integer epoch milliseconds; days are CST ordinals.
+Plain dataclasses of JSON types, so that orjson serialises them directly into a Faust
+table changelog and `from_json` rebuilds them after recovery. Everything time based is
+integer epoch milliseconds; days are CST ordinals. What time alone will do to a person
+(`PersonState.steps`) is computed here once, for the engine's `advance` and for the
+timers' due times alike.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .policy import COLOUR_RANK, MARK_RANK
-from .timeutil import local_day
+from .timeutil import HOUR_MS, day_start, local_day
 
 SEEN_LIMIT = 512
 HISTORY_LIMIT = 50
 RESULTS_LIMIT = 50
+
+#: the order in which transitions due at the same instant apply (see `PersonState.steps`)
+MISSED, DUE, WINDOW = 0, 1, 2
+_RELEASE_RANK = {"operator": 2, "tests": 1, "auto": 0}
 
 
 @dataclass(slots=True)
@@ -43,15 +49,38 @@ class Control:
     negatives: list[str] = field(default_factory=list)
     hold: str | None = None
     window_alerted: bool = False
+    #: the county its start was counted in by the daily reports: its end counts there too
+    area: str | None = None
 
     @property
     def start_day(self) -> int:
         return local_day(self.started)
 
+    def day_end(self, day: int) -> int:
+        """The instant test day `day` of this control is over (a missed test shows then)."""
+        return day_start(self.start_day + day + 1)
+
+    def tests_window(self) -> int:
+        """How long after landing the negative tests of a `tests` release may be taken."""
+        return int(self.measure.get("tests", {}).get("within_hours", 72)) * HOUR_MS
+
     def strictness(self) -> tuple[int, int, int]:
         """Order controls for "the strictest active control wins"."""
-        release_rank = {"operator": 2, "tests": 1, "auto": 0}[self.release]
-        return (COLOUR_RANK[self.colour], MARK_RANK[self.mark], release_rank)
+        return (COLOUR_RANK[self.colour], MARK_RANK[self.mark], _RELEASE_RANK[self.release])
+
+    def clone(self) -> Control:
+        """A copy whose lists the engine may change (the measure and reason are shared:
+        nothing changes them)."""
+        copy = Control(self.id, self.policy, self.policy_version, self.rule, self.trigger,
+                       self.colour, self.mark, self.measure, self.reason, self.started,
+                       self.due, self.release, self.caused_by, list(self.pcr_days),
+                       list(self.satisfied), list(self.missed), self.checked_day, self.landing,
+                       list(self.negatives), self.hold, self.window_alerted, self.area)
+        return copy
+
+
+#: (instant, order, action, control, argument): one transition time alone will make
+Step = tuple[int, int, int, Control, int]
 
 
 @dataclass(slots=True)
@@ -67,6 +96,9 @@ class PersonState:
     positive: str | None = None  # id of an unresolved positive result
     seen: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: knowledge key ([instant, id]) of the register as far as this person was brought up
+    #: to date: raises and exposed trips known after it have not reached them yet
+    caught_up: list[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +107,15 @@ class PersonState:
     def from_json(cls, data: dict[str, Any]) -> PersonState:
         controls = [Control(**c) for c in data.get("controls", ())]
         return cls(**{**data, "controls": controls})
+
+    def clone(self) -> PersonState:
+        """A copy the engine may change without touching this one (entries of `results`,
+        `history`, `trips` and `arrival` are replaced, never changed, so they are shared)."""
+        return PersonState(self.person, self.colour, self.mark,
+                           [c.clone() for c in self.controls], dict(self.visits),
+                           dict(self.trips), self.arrival, list(self.results), self.positive,
+                           list(self.seen), list(self.history),
+                           None if self.caught_up is None else list(self.caught_up))
 
     def control(self, control_id: str) -> Control | None:
         return next((c for c in self.controls if c.id == control_id), None)
@@ -97,17 +138,25 @@ class PersonState:
             del self.seen[: len(self.seen) - SEEN_LIMIT]
         return True
 
+    def steps(self) -> list[Step]:
+        """Every transition that time alone will make to this person, unordered: a test
+        day that ends without its test (MISSED), a control's due time (DUE), the window of
+        a tests release closing (WINDOW). `evaluate.advance` applies them earliest first;
+        `next_due` is the earliest, which is what the release timers wait for."""
+        steps: list[Step] = []
+        for order, control in enumerate(self.controls):
+            unchecked = [d for d in control.pcr_days
+                         if d > control.checked_day and d not in control.satisfied]
+            if unchecked:
+                day = min(unchecked)
+                steps.append((control.day_end(day), MISSED, order, control, day))
+            if control.due is not None and control.hold is None:
+                steps.append((control.due, DUE, order, control, 0))
+            if control.release == "tests" and control.landing is not None \
+                    and not control.window_alerted:
+                steps.append((control.landing + control.tests_window(), WINDOW, order, control, 0))
+        return steps
+
     def next_due(self) -> int | None:
         """The earliest instant a timer may change this person (None: nothing pending)."""
-        times = _pending_times(self)
-        return min(times) if times else None
-
-
-def _pending_times(state: PersonState) -> list[int]:
-    """`evaluate.pending_times`, bound on first use: evaluate imports this module, and an
-    import statement run on every call (a saved state asks once) cost about 1 µs."""
-    global _pending_times
-    from .evaluate import pending_times
-
-    _pending_times = pending_times
-    return pending_times(state)
+        return min((step[0] for step in self.steps()), default=None)

@@ -31,11 +31,11 @@ from typing import Any
 
 import orjson
 
-from streams.changelog import key_partition
 from streams.engine import load_policy_dir
 from streams.engine.timeutil import DAY_MS, HOUR_MS, format_date, format_ts, local_day, parse_ts
 from streams.privacy import person_ref
 from streams.replay import Replay, read_recording
+from streams.runtime.changelog import key_partition
 
 STATION = "checkpoint.scans.station"
 HIGHWAY = "checkpoint.scans.highway"

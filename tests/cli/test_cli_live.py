@@ -25,7 +25,7 @@ def ns(broker: str) -> Namespace:
 
 
 def env_of(ns: Namespace) -> dict[str, str]:
-    return {"CHECKPOINT_BROKER": ns.bootstrap, "CHECKPOINT_TOPIC_PREFIX": ns.prefix}
+    return {"CHECKPOINT_BROKER": ns.bootstrap, "CHECKPOINT_NAMESPACE": ns.namespace}
 
 
 def test_publish_then_list_what_is_published(ns):

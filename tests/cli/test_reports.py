@@ -12,11 +12,11 @@ from streams.reports import (
     ReportTally,
     counties_within,
     due_days,
-    merge_part,
     report_areas,
-    report_from_part,
+    report_from_counts,
     report_instant,
     report_messages,
+    sum_parts,
     tally_replay,
 )
 from tests.cli.conftest import SCENARIOS
@@ -81,8 +81,7 @@ def test_releases_are_counted_where_the_control_started():
     tally, run = tally_of("shanxi-missed-test")
     release = next(o["value"] for o in run.outputs if o["value"].get("kind") == "release")
     assign = next(o["value"] for o in run.outputs if o["value"].get("kind") == "assign")
-    area = tally.control_areas.get(assign["control"]) or next(
-        a for (a, d), c in tally.cells.items() if c.assigned[assign["to"]])
+    area = next(a for (a, d), c in tally.cells.items() if c.assigned[assign["to"]])
     released = tally.report(area, parse_date(release["event_time"][:10]), 0)["released"]
     assert released[release["from"]] == 1
     assert tally.unattributed == 0
@@ -140,21 +139,22 @@ def test_report_time_must_be_hh_mm():
         due_days(0, None, "25:00")
 
 
-def test_partial_counts_of_several_workers_add_up_to_the_report():
-    """Each worker counts the persons it owns; parts keyed area:date add up to one report."""
-    with open(SCENARIOS / "pingyao.jsonl", "rb") as handle:
-        records, _ = read_recording(handle)
-    whole, _ = tally_replay(records, BOOK)
-    first, second = ReportTally(), ReportTally()
-    for number, record in enumerate(records):  # two "workers", half of the scans each
-        if "scans" in record.topic:
-            (first if number % 2 else second).arrival(record.value)
-    totals: dict[str, dict] = {}
-    for worker in (first, second):
-        for key, part in worker.drain_parts():
-            totals[key] = merge_part(totals.get(key), part)
-        assert worker.cells == {}
-    day = parse_date("2022-08-18")
-    assert report_from_part("140728:2022-08-18", totals["140728:2022-08-18"], 0)["arrivals"] == \
-        whole.report("140728", day, 0)["arrivals"]
-    assert report_from_part("140702:2022-08-18", None, 0) == whole.report("140702", day, 0)
+def test_the_parts_of_several_partitions_add_up_to_the_report():
+    """Each partition counts its own persons and sends its counts of an area and day as they
+    stand; the report is their sum, and a part sent again replaces itself."""
+    whole, _ = tally_of("pingyao")
+    day = parse_date("2022-08-19")
+    counts = whole.report("140728", day, 0)
+    half = {**counts, "arrivals": {"station": 0, "highway": 0}}
+    rest = {**{k: counts[k] for k in ("assigned", "released", "by_rule", "alerts")},
+            "arrivals": counts["arrivals"]}
+    parts = {"0": half, "1": {**rest, "assigned": {"red": 0, "yellow": 0, "green": 0},
+                              "by_rule": {}, "alerts": {}}}
+    summed = sum_parts(parts.values())
+    assert summed["assigned"] == counts["assigned"] and summed["arrivals"] == counts["arrivals"]
+    parts["0"] = half  # the same part again: nothing added
+    assert sum_parts(parts.values()) == summed
+    report = report_from_counts("140728:2022-08-19", summed, 0)
+    assert {k: report[k] for k in ("assigned", "by_rule", "alerts")} == \
+        {k: counts[k] for k in ("assigned", "by_rule", "alerts")}
+    assert report_from_counts("140702:2022-08-19", None, 0) == whole.report("140702", day, 0)

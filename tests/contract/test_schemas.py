@@ -65,8 +65,9 @@ TOPICS: dict[str, tuple[str, bool, int, bool, str, str]] = {
     "checkpoint.alerts": ("person|subject", False, 4, False, "output", "alert"),
     "checkpoint.dead-letters": ("source.topic", False, 4, False, "output", "dead-letter"),
     "checkpoint.reports": ("area:date", True, 4, False, "output", "report"),
-    "checkpoint.internal.person-work": ("person", False, 4, True, "internal", "person-work"),
-    "checkpoint.internal.area-work": ("payload.area", False, 4, True, "internal", "area-work"),
+    "checkpoint.internal.person-work": (
+        "person|payload.area|payload.trip.mode:payload.trip.number:payload.trip.date",
+        False, 4, True, "internal", "person-work"),
     "checkpoint.internal.report-parts": ("area:date", False, 4, True, "internal", "report-part"),
     "checkpoint.internal.exposures": (
         "trip.mode:trip.number:trip.date",

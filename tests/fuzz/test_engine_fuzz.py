@@ -58,8 +58,7 @@ def run(records: list[tuple[str, dict[str, Any]]]) -> Replay:
     """Records in the order given (not sorted: out of order on purpose), then all timers."""
     replay = Replay()
     for line, (topic, value) in enumerate(records, start=1):
-        replay.feed(Record(parse_ts(value["event_time"]), line, topic, value.get("person"), value,
-                           orjson.dumps(value)))
+        replay.feed(Record.of(topic, value.get("person"), value, line))
     latest = max(parse_ts(v["event_time"]) for _, v in records)
     replay.advance_to(latest + 60 * DAY_MS)
     return replay

@@ -44,8 +44,9 @@ class Namespace:
     def __init__(self, bootstrap: str) -> None:
         tag = uuid.uuid4().hex[:8]
         self.bootstrap = bootstrap
-        self.prefix = f"t{tag}."
-        self.app_id = f"cs-{tag}"
+        self.namespace = f"t{tag}"
+        self.prefix = f"{self.namespace}."
+        self.app_id = f"{self.namespace}.checkpoint-streams"
         create_topics(bootstrap, prefix=self.prefix)
 
     def topic(self, name: str) -> str:
@@ -133,8 +134,7 @@ class Worker:
         self.env = {
             **os.environ,
             "CHECKPOINT_BROKER": ns.bootstrap,
-            "CHECKPOINT_APP_ID": ns.app_id,
-            "CHECKPOINT_TOPIC_PREFIX": ns.prefix,
+            "CHECKPOINT_NAMESPACE": ns.namespace,
             "CHECKPOINT_WEB_PORT": str(self.port),
             "CHECKPOINT_DATA_DIR": str(log_dir / f"data-{name}-{self.port}"),
             "CHECKPOINT_COMMIT_INTERVAL": "0.3",

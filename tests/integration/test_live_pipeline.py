@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.changelog import key_partition
 from streams.recording import read_jsonl
 from streams.replay import Replay, read_recording
+from streams.runtime.changelog import key_partition
 from tests.integration.harness import comparable
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -20,7 +20,7 @@ from tests.observability import deployfiles as D
 
 SETTINGS_ENV = set(re.findall(r'"(CHECKPOINT_[A-Z_]+)"', (REPO / "streams" / "settings.py").read_text()))
 #: read outside settings.py: topic prefix (streams/topics.py), lag interval (observability)
-OTHER_ENV = {"CHECKPOINT_TOPIC_PREFIX", "CHECKPOINT_LAG_INTERVAL"}
+OTHER_ENV = {"CHECKPOINT_LAG_INTERVAL"}
 CHECKPOINT_IMAGE_SERVICES = ("topics", "worker", "loadgen")
 
 
@@ -92,7 +92,8 @@ def test_environment_names_are_the_settings_names(compose):
         assert names <= SETTINGS_ENV | OTHER_ENV, names - SETTINGS_ENV - OTHER_ENV
         assert env["CHECKPOINT_BROKER"] == "kafka:19092"
     worker = compose["services"]["worker"]["environment"]
-    assert worker["CHECKPOINT_WEB_HOST"] == "0.0.0.0"
+    # listen on the container's interfaces, advertise its own host name (not 0.0.0.0)
+    assert worker["CHECKPOINT_WEB_BIND"] == "0.0.0.0" and "CHECKPOINT_WEB_HOST" not in worker
     assert worker["CHECKPOINT_CLOCK"] == "wall"
     # Prometheus finds the replicas by DNS on the worker's web port
     prometheus = D.load_path(D.PROMETHEUS_DIR / "prometheus.yml")

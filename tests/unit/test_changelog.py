@@ -16,7 +16,12 @@ import pytest
 from aiokafka.structs import RecordMetadata, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from streams.changelog import ChangelogWriter, key_partition
+from streams.runtime.changelog import (
+    ChangelogWriter,
+    key_partition,
+    parse_partition_row,
+    partition_row_key,
+)
 
 TOPIC = "app-persons-changelog"
 
@@ -50,7 +55,7 @@ class Producer:
         return delivery
 
 
-def writer_for(producer: Producer, failures: list[str] | None = None) -> tuple[ChangelogWriter, Store]:
+def writer_for(producer: Producer) -> tuple[ChangelogWriter, Store]:
     store = Store()
     table = SimpleNamespace(data=store, partitions=4,
                             changelog_topic=SimpleNamespace(get_topic_name=lambda: TOPIC))
@@ -60,13 +65,27 @@ def writer_for(producer: Producer, failures: list[str] | None = None) -> tuple[C
 
     app = SimpleNamespace(maybe_start_producer=maybe_start_producer,
                           conf=SimpleNamespace(topic_partitions=4))
-    failed = (lambda topic, delivery: failures.append(topic)) if failures is not None else None
-    return ChangelogWriter(app, table, failed=failed or (lambda *_: None)), store
+    return ChangelogWriter(app, table), store
 
 
 def test_partition_is_the_default_partitioners() -> None:
     for key in (b"p-1", b"ps-ABCDEFGHIJKLMNOP", "旅客".encode()):
         assert key_partition(key, 4) == (murmur2(key) & 0x7FFFFFFF) % 4
+
+
+def test_partition_rows_sit_in_the_partition_they_name() -> None:
+    async def scenario() -> None:
+        producer = Producer()
+        writer, store = writer_for(producer)
+        key = partition_row_key(3, "counts:2022-08-19")
+        await writer.write([(key, b"{}"), (b"p-1", b"x"), (b"p-1", None)])
+        assert [partition for *_, partition in producer.sent] == [3, key_partition(b"p-1", 4),
+                                                                    key_partition(b"p-1", 4)]
+        assert parse_partition_row(key) == (3, "counts:2022-08-19")
+        assert parse_partition_row(b"p-1") is None
+        assert store == {key: b"{}"}  # None deletes the row (and sends a tombstone)
+
+    asyncio.run(scenario())
 
 
 def test_rows_go_to_the_store_at_once_and_to_the_changelog_as_faust_writes_them() -> None:
@@ -102,14 +121,14 @@ def test_a_later_row_of_the_same_key_is_never_sent_before_an_earlier_one() -> No
     asyncio.run(scenario())
 
 
-def test_a_refused_record_is_reported_and_no_offset_is_remembered() -> None:
+def test_a_refused_record_is_the_callers_to_act_on_and_no_offset_is_remembered() -> None:
     async def scenario() -> None:
-        producer, failures = Producer(), []
-        writer, store = writer_for(producer, failures)
-        await writer.write([(b"p-1", b"x")])
+        producer = Producer()
+        writer, store = writer_for(producer)
+        [delivery] = await writer.write([(b"p-1", b"x")])
         producer.deliveries[0].set_exception(RuntimeError("MessageSizeTooLarge"))
         await asyncio.sleep(0)
-        assert failures == [TOPIC] and store.persisted == {}
+        assert isinstance(delivery.exception(), RuntimeError) and store.persisted == {}
 
     asyncio.run(scenario())
 
@@ -127,7 +146,7 @@ def test_the_producer_partitioner_is_aiokafkas_default_with_murmur2_cached():
     partitions), a random available one for no key."""
     from aiokafka.partitioner import DefaultPartitioner
 
-    from streams.changelog import partitioner
+    from streams.runtime.changelog import partitioner
 
     default = DefaultPartitioner()
     for n in range(300):

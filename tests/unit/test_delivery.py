@@ -1,71 +1,132 @@
-"""When decided states may be saved (streams/delivery.py): after their own outputs and
-every earlier batch's, without keeping delivered batches alive."""
+"""The committer (streams/runtime/delivery.py): Given units decided in order, When their
+outputs and rows are acknowledged, Then states are stored after their outputs, counts rows
+before states, and inputs acknowledged only at the end; a refused output stops it all."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import weakref
+from typing import Any
 
-import pytest
+import orjson
 
-from streams.delivery import Barrier
-
-pytestmark = pytest.mark.asyncio
-
-
-def _delivery() -> asyncio.Future[object]:
-    return asyncio.get_running_loop().create_future()
+from streams.engine import PersonState
+from streams.runtime.delivery import Committer, Unit
+from streams.runtime.states import States
 
 
-async def test_nothing_outstanding_saves_at_once():
-    assert Barrier().chain([]) is None
+class Writer:
+    topic = "persons-changelog"
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[bytes, bytes | None]] = []
+        self.deliveries: list[asyncio.Future[Any]] = []
+
+    async def write(self, rows: Any) -> list[asyncio.Future[Any]]:
+        out = []
+        for row in rows:
+            self.rows.append(row)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.deliveries.append(future)
+            out.append(future)
+        return out
 
 
-async def test_a_batch_waits_for_the_earlier_batches_in_flight():
-    barrier = Barrier()
-    first, second = _delivery(), _delivery()
-    one = barrier.chain([first])
-    two = barrier.chain([second])
-    second.set_result("ack")
-    await asyncio.sleep(0)
-    assert not two.done()  # its own outputs are in, the first batch's are not
-    first.set_result("ack")
-    await asyncio.wait_for(two, 1)
-    assert one.done() and two.done()
-    # a batch without outputs still waits for what is in flight before it
-    third = _delivery()
-    barrier.chain([third])
-    assert barrier.chain([]) is not None
+def committer(failures: list[str]) -> tuple[Committer, Writer, States, list[Any]]:
+    writer, acked = Writer(), []
+    states = States({}, cache_size=10)
+
+    async def ack(entry: Any) -> None:
+        acked.append(entry)
+
+    def failed(topic: str, error: BaseException) -> None:
+        failures.append(topic)
+
+    return Committer(writer, states, ack, on_failure=failed), writer, states, acked  # type: ignore[arg-type]
 
 
-async def test_a_failed_delivery_fails_every_later_batch():
-    barrier = Barrier()
-    lost = _delivery()
-    failed = barrier.chain([lost])
-    lost.set_exception(OSError("broker gone"))
-    with pytest.raises(OSError):
-        await failed
-    later = barrier.chain([])
-    assert later is not None
-    with pytest.raises(OSError):
-        await later
+def test_outputs_then_counts_then_states_then_acknowledgements():
+    async def scenario() -> None:
+        done, writer, states, acked = committer([])
+        output: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        state = PersonState("p-1", colour="red")
+        states.decided(state)
+        done.submit(Unit([output], [state], [(b"\x000\x00counts:2022-08-19", b"{}")], ["input-1"]))
+        await asyncio.sleep(0.01)
+        assert writer.rows == [] and acked == []  # the output is not acknowledged yet
+        output.set_result(None)
+        await asyncio.sleep(0.01)
+        assert [key for key, _ in writer.rows] == [b"\x000\x00counts:2022-08-19", b"p-1"]
+        assert acked == []  # the rows are not acknowledged yet
+        assert states.inflight == {} and states.table == {}  # stored by the writer, not here
+        for delivery in writer.deliveries:
+            delivery.set_result(None)
+        await done.drain()
+        assert acked == ["input-1"]
+
+    asyncio.run(scenario())
 
 
-async def test_delivered_batches_are_not_kept_alive_by_later_ones():
-    """The chain is as long as what is in flight: a delivered barrier (and every
-    acknowledgement it holds) is freed once nobody else refers to it."""
-    barrier = Barrier()
-    ack = _delivery()
-    first = barrier.chain([ack])
-    ack.set_result("ack")
-    await first
-    gone = weakref.ref(first)
-    del first
-    for _ in range(100):
-        delivery = _delivery()
-        next_one = barrier.chain([delivery])
-        delivery.set_result("ack")
-        await next_one
-    gc.collect()
-    assert gone() is None
+def test_a_state_decided_again_later_is_written_by_the_later_unit_only():
+    async def scenario() -> None:
+        done, writer, states, acked = committer([])
+        first, second = PersonState("p-1", colour="yellow"), PersonState("p-1", colour="red")
+        states.decided(first)
+        states.decided(second)
+        done.submit(Unit([], [first], [], ["a"]))
+        done.submit(Unit([], [second], [], ["b"]))
+        await asyncio.sleep(0.01)
+        for delivery in writer.deliveries:
+            delivery.set_result(None)
+        await done.drain()
+        assert [orjson.loads(value)["colour"] for _, value in writer.rows] == ["red"]
+        assert acked == ["a", "b"]
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_output_writes_no_state_and_acknowledges_nothing():
+    async def scenario() -> None:
+        failures: list[str] = []
+        done, writer, states, acked = committer(failures)
+        output: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        state = PersonState("p-1", colour="red")
+        states.decided(state)
+        done.submit(Unit([output], [state], [], ["input-1"]))
+        output.set_exception(RuntimeError("MessageSizeTooLargeError"))
+        await done.drain()
+        assert writer.rows == [] and acked == []
+        assert states.get("p-1") is state  # still in flight: the next input sees it
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_row_acknowledges_nothing_and_is_reported():
+    async def scenario() -> None:
+        failures: list[str] = []
+        done, writer, states, acked = committer(failures)
+        state = PersonState("p-1")
+        states.decided(state)
+        done.submit(Unit([], [state], [], ["input-1"]))
+        await asyncio.sleep(0.01)
+        writer.deliveries[0].set_exception(RuntimeError("broker gone"))
+        await done.drain()
+        assert failures == ["persons-changelog"] and acked == []
+
+    asyncio.run(scenario())
+
+
+def test_states_are_served_newest_first_and_decoded_once():
+    table: dict[bytes, bytes] = {b"p-1": orjson.dumps(PersonState("p-1", colour="yellow"))}
+    states = States(table, cache_size=1)
+    stored = states.get("p-1")
+    assert stored is not None and stored.colour == "yellow" and states.get("p-1") is stored
+    newer = PersonState("p-1", colour="red")
+    states.decided(newer)
+    assert states.get("p-1") is newer and states.is_newest(newer)
+    raw = orjson.dumps(newer)
+    table[b"p-1"] = raw
+    states.stored(newer, raw)
+    assert states.inflight == {} and states.get("p-1") is newer
+    assert states.get("nobody") is None
+    table[b"p-2"] = orjson.dumps(PersonState("p-2"))
+    assert states.get("p-2") is not None and len(states) == 1  # the cache holds one

@@ -90,18 +90,33 @@ def test_until_fires_releases_past_the_last_record():
     assert alerts(run)["missed_test"] >= 1
 
 
-def test_bad_lines_become_dead_letters_and_the_run_goes_on():
+def test_bad_lines_become_dead_letters_and_the_run_goes_on(tmp_path):
     lines = [
         b"not json at all\n",
         b'{"topic": "checkpoint.scans.station", "key": "x", "value": {"id": "a"}}\n',
         b'{"topic": "nope", "key": "x", "value": {"id": "b", "event_time": "2022-08-21T10:00:00+08:00"}}\n',
         b'{"topic": "checkpoint.scans.station", "key": "x", "value": {"id": "c", "person": "110101199003077777", "event_time": "2022-08-21T10:00:00+08:00"}}\n',
     ]
-    records, dead = read_recording(lines)
-    assert [d["reason"] for d in dead] == ["malformed_json", "schema_violation", "raw_identity_number"]
-    assert all("110101199003077777" not in orjson.dumps(d).decode() for d in dead)
-    assert dead[2]["original"] is None
+    records, rejected = read_recording(lines)
+    assert [r.rejected.reason for r in rejected] == ["malformed_json", "schema_violation",
+                                                     "raw_identity_number"]
     assert len(records) == 1
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"".join(lines))
+    run = replay_file(path)
+    dead = [o for o in run.outputs if o["topic"] == "checkpoint.dead-letters"]
+    assert [d["value"]["reason"] for d in dead] == ["malformed_json", "schema_violation",
+                                                    "unknown_topic", "raw_identity_number"]
+    assert all("110101199003077777" not in orjson.dumps(d).decode() for d in dead)
+    by_reason = {d["value"]["reason"]: d for d in dead}
+    assert by_reason["raw_identity_number"]["value"]["original"] is None
+    # where each came from, and when: the line's topic and the event time reached there
+    assert by_reason["schema_violation"]["key"] == "checkpoint.scans.station"
+    assert by_reason["schema_violation"]["value"]["source"] == {
+        "topic": "checkpoint.scans.station", "partition": None, "offset": None, "line": 2}
+    assert by_reason["unknown_topic"]["value"]["source"]["topic"] == "nope"
+    assert {d["value"]["received_at"] for d in dead} == {"2022-08-21T10:00:00+08:00"}
+    assert run.tally.reconciles() and run.tally.dead_letters == 4
 
 
 def test_cli_replay_prints_events_and_documents_the_format(tmp_path):

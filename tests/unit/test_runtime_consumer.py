@@ -1,4 +1,4 @@
-"""The Faust hot-path patches keep mode's `wait_first` contract (streams/faustperf.py).
+"""The Faust hot-path patches keep mode's `wait_first` contract (streams/runtime/consumer.py).
 
 `eager_wait_first` runs the first coroutine in place up to its first suspension. These
 tests hold it to what `Service.wait_first` promises its callers: the winner and its
@@ -14,7 +14,7 @@ import asyncio
 import pytest
 from mode import Service
 
-from streams.faustperf import eager_wait_first
+from streams.runtime.consumer import eager_wait_first
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,32 +1,22 @@
-"""Two faust-streaming hot-path fixes, each measured (see bench/README.md).
+"""Faust hot-path fix: four asyncio tasks per consumed message.
 
-1. **The producer lookup every send makes.** Every `topic.send()` and every table
-   changelog write in faust-streaming 0.15 goes through `Topic.publish_message`, which
-   awaits `app.maybe_start_producer()`. That method is decorated with mode's
-   `@stampede`, whose wrapper (mode 0.7, `StampedeWrapper`) awaits `asyncio.sleep(0)`
-   three times on *every* call, long after the producer started: three trips through
-   the event loop per message produced. `install(app)` gives this app instance a
-   `maybe_start_producer` that returns the producer directly once it has started
-   (outside transactions, which this project does not use), and defers to the original
-   stampede-protected start otherwise. Removing it made a worker drain the same backlog
-   about 1.5x faster.
+The consumer's fetch loop (`faust.transport.drivers.aiokafka.Consumer._drain_messages`,
+faust-streaming 0.15) hands every message to the conductor inside
+`self.wait_first(callback(message), self.suspend_flow.wait())`, so that a rebalance can
+interrupt a delivery that blocks on a full stream buffer. mode's `wait_first` wraps each
+argument, plus the service's stopped and crashed events, in a Task, waits for the first,
+and cancels the rest: four tasks created and three cancelled per message, although the
+delivery almost never blocks. `eager_wait_first` first runs the delivery coroutine up to
+its first suspension, in place; when it completes without suspending (the conductor put
+the message into a buffer with room), that is the outcome `wait_first` would have
+returned, and no task was needed. When it does suspend, the rest of it runs as a task
+raced against the other arguments by the original `wait_first`, exactly as before. A
+bare Faust agent consuming the scan topics went from about 5,500 to about 9,100
+messages/s with it (bench `faust floor`).
 
-2. **Four tasks per consumed message.** The consumer's fetch loop
-   (`Consumer._drain_messages`) hands every message to the conductor inside
-   `self.wait_first(callback(message), self.suspend_flow.wait())`, so that a rebalance
-   can interrupt a delivery that blocks on a full stream buffer. mode's `wait_first`
-   wraps each argument, plus the service's stopped and crashed events, in a Task, waits
-   for the first, and cancels the rest: four tasks created and three cancelled per
-   message, although the delivery almost never blocks. `eager_wait_first` first runs
-   the delivery coroutine up to its first suspension, in place; when it completes
-   without suspending (the conductor put the message into a buffer with room), that is
-   the outcome `wait_first` would have returned, and no task was needed. When it does
-   suspend, the rest of it runs as a task raced against the other arguments by the
-   original `wait_first`, exactly as before. A bare Faust agent consuming the scan
-   topics went from about 5,500 to about 9,100 messages/s with it (bench `faust floor`).
-
-Both are patches of Faust internals: re-check them on every faust-streaming upgrade
-(tests/unit/test_faustperf.py pins the behaviour they rely on).
+Upstream: no issue tracks it (see docs/architecture.md, "Faust workarounds"); the
+behaviour it relies on is pinned by tests/unit/test_runtime_pins.py, which fails when an
+upgrade changes `_drain_messages` or `Service.wait_first`.
 """
 
 from __future__ import annotations
@@ -42,17 +32,8 @@ from mode.services import WaitResults
 _original_wait_first = Service.wait_first
 
 
-def install(app: Any) -> None:
-    original = app.maybe_start_producer  # mode's StampedeWrapper for this app instance
-
-    async def maybe_start_producer() -> Any:
-        producer = app.producer
-        if producer.started and not app.in_transaction:
-            return producer
-        return await original()
-
-    # `stampede` is a non-data descriptor: an instance attribute takes precedence
-    app.__dict__["maybe_start_producer"] = maybe_start_producer
+def install() -> None:
+    """Give Faust's aiokafka consumer the eager `wait_first` (process-wide)."""
     from faust.transport.drivers.aiokafka import Consumer
 
     Consumer.wait_first = eager_wait_first  # type: ignore[method-assign]

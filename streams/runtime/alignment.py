@@ -1,0 +1,172 @@
+"""The stream clock (`CHECKPOINT_CLOCK=stream`): inputs in event-time order, partition by
+partition, whatever order the worker's consumer fetches them in.
+
+A recording replayed through the live pipeline (a backfill, a test) must decide as the
+offline replay does, which takes every record in event-time order (`Pipeline.order_key`).
+A worker reads each partition of several topics independently, and after a restart or
+with a backlog one topic can run days of event time ahead of another. So, on the stream
+clock, each partition is a *task* that buffers what it consumed and takes the record
+with the smallest key next, once nothing smaller can still come:
+
+* from its own topics: each topic either has a record buffered, or has been read to its
+  high watermark, or its last record's key is not smaller (a topic partition is produced
+  in event-time order: `checkpoint-streams produce` sends a recording that way);
+* from the other partitions, which forward inputs to it (a pooled tube's members, an
+  input that arrived on a partition its person is not on, a register change): each task
+  sends every other one a *mark*, in band on the same internal topic after its forwards,
+  saying the smallest key it may still forward (None: nothing). An item forwarded by a
+  task is taken once that task's mark has passed it.
+
+The global minimum can always be taken, so tasks never wait on each other in a cycle.
+Timers (releases) of a partition follow its watermark: the smallest key that is not yet
+taken or may still come, or, once everything is taken, the latest event time any task
+took (what the replay's clock reaches at the end).
+
+Limits: a record produced later with an earlier key than one already taken is late and
+is taken when it comes; after a partition moves to another worker, its new owner
+re-sends what its predecessor forwarded (duplicates, which the engine ignores). On the
+wall clock none of this runs: inputs are taken as they come.
+
+Pure bookkeeping, no Faust or Kafka import: the worker passes in what its consumer knows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: an order key (`streams.pipeline.core.OrderKey`); None stands for "nothing more"
+Key = tuple[Any, ...]
+#: before every key
+FIRST: Key = (-(2**62),)
+#: (topic, partition) -> an offset, or None when not known
+Offsets = Callable[[str, int], "int | None"]
+
+
+@dataclass(slots=True)
+class _Task:
+    heads: dict[str, deque[tuple[Key, Any]]]
+    last: dict[str, Key] = field(default_factory=dict)  # key of the last record taken in
+    fetched: dict[str, int] = field(default_factory=dict)  # next offset after it
+    items: list[tuple[Key, int, Any]] = field(default_factory=list)  # forwarded, a heap
+    marks: dict[int, Key | None] = field(default_factory=dict)  # per other partition
+    done: int = 0  # latest event time taken here
+    seen: dict[int, int] = field(default_factory=dict)  # latest event time of the others
+
+
+class Alignment:
+    """Per partition of this worker: what to take next on the stream clock."""
+
+    def __init__(self, partitions: int, topics: tuple[str, ...], highwater: Offsets,
+                 committed: Offsets) -> None:
+        self.partitions = partitions
+        self.topics = topics  # this partition's own input topics (not the forwarded one)
+        self.highwater = highwater
+        self.committed = committed
+        self.tasks: dict[int, _Task] = {}
+        self._sequence = itertools.count()
+
+    def task(self, partition: int) -> _Task:
+        found = self.tasks.get(partition)
+        if found is None:
+            found = self.tasks[partition] = _Task({topic: deque() for topic in self.topics})
+        return found
+
+    def revoke(self, partitions: set[int]) -> list[Any]:
+        """Forget partitions this worker no longer owns; returns what was still buffered
+        (never taken, so never acknowledged: their new owner reads them again)."""
+        dropped: list[Any] = []
+        for partition in partitions:
+            task = self.tasks.pop(partition, None)
+            if task is not None:
+                dropped.extend(entry for heads in task.heads.values() for _, entry in heads)
+                dropped.extend(entry for _, _, entry in task.items)
+        return dropped
+
+    # -- what comes in -------------------------------------------------------------
+    def add(self, partition: int, topic: str, offset: int, key: Key, entry: Any) -> None:
+        """A record of one of the partition's own topics, in offset order."""
+        task = self.task(partition)
+        task.heads[topic].append((key, entry))
+        task.last[topic] = key
+        task.fetched[topic] = offset + 1
+
+    def add_item(self, partition: int, key: Key, entry: Any) -> None:
+        """An input another partition forwarded here (taken in key order)."""
+        heapq.heappush(self.task(partition).items, (key, next(self._sequence), entry))
+
+    def mark(self, partition: int, source: int, key: Key | None, latest: int) -> None:
+        """Partition `source` may still forward keys from `key` on (None: nothing)."""
+        task = self.task(partition)
+        task.marks[source] = key
+        task.seen[source] = max(task.seen.get(source, 0), latest)
+
+    # -- what goes out -------------------------------------------------------------
+    def _bound(self, partition: int, task: _Task, topic: str) -> Key | None:
+        """The smallest key the topic may still bring here (None: nothing)."""
+        heads = task.heads[topic]
+        if heads:
+            return heads[0][0]
+        end = self.highwater(topic, partition)
+        position = task.fetched.get(topic)
+        if position is None:
+            position = self.committed(topic, partition) or 0
+        if end is not None and position >= end:
+            return None
+        return task.last.get(topic, FIRST)
+
+    def own_mark(self, partition: int) -> Key | None:
+        """What this partition may still forward: its own topics' smallest bound."""
+        task = self.task(partition)
+        bounds = [b for t in self.topics if (b := self._bound(partition, task, t)) is not None]
+        return min(bounds) if bounds else None
+
+    def latest(self, partition: int) -> int:
+        return self.task(partition).done
+
+    def ready(self, partition: int) -> Iterator[Any]:
+        """Take, in key order, every entry nothing smaller can still precede."""
+        task = self.task(partition)
+        others = [p for p in range(self.partitions) if p != partition]
+        while True:
+            best: tuple[Key, str | None] | None = None
+            for topic in self.topics:
+                heads = task.heads[topic]
+                if heads and (best is None or heads[0][0] < best[0]):
+                    best = (heads[0][0], topic)
+            if task.items and (best is None or task.items[0][0] < best[0]):
+                best = (task.items[0][0], None)
+            if best is None:
+                return
+            key, source = best
+            for topic in self.topics:
+                if topic != source and not task.heads[topic]:
+                    bound = self._bound(partition, task, topic)
+                    if bound is not None and bound < key:
+                        return  # that topic may still bring something earlier
+            for other in others:
+                mark = task.marks.get(other, FIRST)
+                if mark is not None and mark <= key:
+                    return  # that partition may still forward something earlier
+            entry = heapq.heappop(task.items)[2] if source is None else task.heads[source].popleft()[1]
+            task.done = max(task.done, int(key[0]))
+            yield entry
+
+    def watermark(self, partition: int) -> int:
+        """The event time this partition's timers may fire up to (see the module docstring)."""
+        task = self.task(partition)
+        pending = [b for t in self.topics if (b := self._bound(partition, task, t)) is not None]
+        if task.items:
+            pending.append(task.items[0][0])
+        for other in range(self.partitions):
+            if other != partition:
+                mark = task.marks.get(other, FIRST)
+                if mark is not None:
+                    pending.append(mark)
+        if pending:
+            return int(min(pending)[0])
+        return max(task.done, *task.seen.values(), *(t.done for t in self.tasks.values()))

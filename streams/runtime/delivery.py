@@ -1,0 +1,140 @@
+"""No input is acknowledged before everything that follows from it is on the broker.
+
+Faust acknowledges the events of `Stream.take_events` in a `finally:` block, so an agent
+that raises has its whole batch acknowledged, and Faust commits acknowledged offsets on
+its commit timer, on a rebalance and on shutdown: an input whose outputs were never sent
+would never be processed again. The worker therefore takes its events unacknowledged
+(`Stream.noack_take`) and acknowledges each only here, once its unit is delivered:
+
+1. the unit's outputs (code changes, alerts, dead letters, forwards) are acknowledged by
+   the broker;
+2. then its rows are written: the partitions' daily counts first, then the persons'
+   states (both in the person table's changelog, each partition's rows in the order
+   written), so that a state on the broker implies its counts are, and a redelivered
+   input finds either its state (a duplicate, nothing sent or counted twice) or neither;
+3. once those are acknowledged, its events are acknowledged and Faust may commit them.
+
+Units are written in the order they were decided (a later state may hold an earlier
+unit's effects: the ids of inputs it has seen). A state a later unit decided again is not
+written by the earlier one. Any delivery the broker refuses ends the worker at once
+(`EXIT_UNDELIVERED`), before anything else runs: its inputs are not committed and are
+processed again after a restart, never skipped.
+
+Upstream: faust-streaming acknowledges on agent errors in `Stream.take_events`; see
+docs/architecture.md ("Faust workarounds"). tests/unit/test_runtime_pins.py fails when
+an upgrade changes `Stream.noack_take` or Faust's contiguous commit of acknowledged offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import PersonState
+from .changelog import ChangelogWriter
+from .states import States, encode
+
+log = logging.getLogger("checkpoint_streams")
+
+#: the worker's exit status when an output could not be delivered
+EXIT_UNDELIVERED = 70
+
+
+@dataclass(slots=True)
+class Unit:
+    """What one pass of the worker over its inputs decided."""
+
+    deliveries: list[asyncio.Future[Any]] = field(default_factory=list)
+    states: list[PersonState] = field(default_factory=list)
+    rows: list[tuple[bytes, bytes]] = field(default_factory=list)  # partition rows (counts)
+    events: list[Any] = field(default_factory=list)  # to acknowledge at the end
+
+    def __bool__(self) -> bool:
+        return bool(self.deliveries or self.states or self.rows or self.events)
+
+
+def undelivered(topic: str, on_failure: Callable[[str, BaseException], None],
+                delivery: asyncio.Future[Any]) -> None:
+    """A delivery's done callback: a refused one ends the worker (see the module docstring)."""
+    if delivery.cancelled():
+        return
+    error = delivery.exception()
+    if error is not None:
+        on_failure(topic, error)
+
+
+def exit_undelivered(topic: str, error: BaseException) -> None:
+    log.critical("output not delivered: exiting so that its input is processed again",
+                 extra={"topic": topic, "error": repr(error), "exit_status": EXIT_UNDELIVERED})
+    logging.shutdown()
+    os._exit(EXIT_UNDELIVERED)
+
+
+class Committer:
+    """Writes and acknowledges units in order, in the background (see the module docstring)."""
+
+    def __init__(self, writer: ChangelogWriter, states: States,
+                 ack: Callable[[Any], Awaitable[Any]],
+                 on_failure: Callable[[str, BaseException], None] = exit_undelivered) -> None:
+        self.writer = writer
+        self.states = states
+        self.ack = ack
+        self.on_failure = on_failure
+        self._queue: asyncio.Queue[Unit] = asyncio.Queue()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Future[None]] = set()
+
+    def submit(self, unit: Unit) -> None:
+        if not unit:
+            return
+        self._idle.clear()
+        self._queue.put_nowait(unit)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def drain(self) -> None:
+        """Until every unit submitted so far is written and acknowledged."""
+        await self._idle.wait()
+        if self._acks:
+            await asyncio.gather(*self._acks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while not self._queue.empty():
+            unit = self._queue.get_nowait()
+            await self._write(unit)
+        self._idle.set()
+
+    async def _write(self, unit: Unit) -> None:
+        if unit.deliveries:
+            outcomes = await asyncio.gather(*unit.deliveries, return_exceptions=True)
+            if any(isinstance(outcome, BaseException) for outcome in outcomes):
+                return  # refused: the delivery's callback acts; nothing after it is written
+        written = [(state, encode(state)) for state in unit.states
+                   if self.states.is_newest(state)]
+        rows = [*unit.rows, *((state.person.encode(), raw) for state, raw in written)]
+        deliveries = await self.writer.write(rows)
+        for state, raw in written:
+            self.states.stored(state, raw)
+        for delivery in deliveries:
+            delivery.add_done_callback(functools.partial(undelivered, self.writer.topic,
+                                                         self.on_failure))
+        if unit.events:
+            settled: Awaitable[Any] = asyncio.gather(*deliveries)
+            acking = asyncio.ensure_future(self._acknowledge(settled, unit.events))
+            self._acks.add(acking)
+            acking.add_done_callback(self._acks.discard)
+
+    async def _acknowledge(self, settled: Awaitable[Any], events: list[Any]) -> None:
+        try:
+            await settled
+        except Exception:
+            return
+        for event in events:
+            await self.ack(event)

@@ -1,0 +1,97 @@
+"""Person states as the live worker reads and writes them: decided, in flight, stored.
+
+A decided state cannot go to the table at once: outputs are acknowledged before the
+state that produced them is stored (`streams.runtime.delivery`), or a crash could keep
+a state whose events were never sent, and the redelivered input would then be a
+duplicate that sends nothing. Until then it is *in flight*, and the next input of that
+person must see it. `States.get` answers with the newest: in flight, or the table's
+(decoded once and kept for persons who come back: a pooled-tube member, a re-evaluated
+visitor, their next scan; the engine never changes a state it is given, so a decoded
+state may be handed out again).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, MutableMapping
+
+import orjson
+
+from ..engine import PersonState
+from .changelog import PARTITION_ROW
+
+
+class States:
+    """The person table seen through the states in flight and a decoded-state cache."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], cache_size: int) -> None:
+        self.table = table
+        self.cache_size = cache_size
+        #: person -> newest decided state whose row is not stored yet
+        self.inflight: dict[str, PersonState] = {}
+        #: person -> (the table value, the state decoded from it), oldest first (an
+        #: OrderedDict: evicting a dict's oldest entry scans past every deleted slot)
+        self._decoded: OrderedDict[str, tuple[bytes, PersonState]] = OrderedDict()
+
+    def get(self, person: str) -> PersonState | None:
+        state = self.inflight.get(person)
+        if state is not None:
+            return state
+        raw = self.table.get(person.encode())
+        if not raw:
+            return None
+        cached = self._decoded.get(person)
+        if cached is not None and (cached[0] is raw or cached[0] == raw):
+            self._decoded.move_to_end(person)
+            return cached[1]
+        state = PersonState.from_json(orjson.loads(raw))
+        self._remember(person, raw, state)
+        return state
+
+    def decided(self, state: PersonState) -> None:
+        """`state` is the person's newest; it is stored when `stored` says so."""
+        self.inflight[state.person] = state
+
+    def stored(self, state: PersonState, raw: bytes) -> None:
+        """`state`, encoded as `raw`, is now the table's value (the caller wrote it)."""
+        if self.inflight.get(state.person) is state:
+            del self.inflight[state.person]
+        self._remember(state.person, raw, state)
+
+    def is_newest(self, state: PersonState) -> bool:
+        """Is `state` still the newest decided state of its person (no later decision)?"""
+        return self.inflight.get(state.person) is state
+
+    def forget(self, persons: Iterable[str]) -> None:
+        for person in persons:
+            self.inflight.pop(person, None)
+            self._decoded.pop(person, None)
+
+    def _remember(self, person: str, raw: bytes, state: PersonState) -> None:
+        self._decoded[person] = (raw, state)
+        self._decoded.move_to_end(person)
+        if len(self._decoded) > self.cache_size:
+            self._decoded.popitem(last=False)
+
+    def rows(self) -> Iterator[tuple[str, bytes]]:
+        """(person, table value) of every stored person, the in-flight ones as decided."""
+        inflight = dict(self.inflight)
+        for key, raw in list(self.table.items()):
+            if raw and not key.startswith(PARTITION_ROW):
+                person = key.decode()
+                if person not in inflight:
+                    yield person, raw
+        for person, state in inflight.items():
+            yield person, orjson.dumps(state)
+
+    def __len__(self) -> int:
+        return len(self._decoded)
+
+
+def encode(state: PersonState) -> bytes:
+    return orjson.dumps(state)
+
+
+__all__ = ["States", "encode"]
+
+
