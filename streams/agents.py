@@ -13,8 +13,7 @@ import orjson
 
 from . import areas, fastcheck
 from . import topics as T
-from .app import app, live, partition_inputs, report_counts, report_parts, settings
-from .engine.timeutil import parse_date
+from .app import app, live, partition_inputs, persons, report_counts, report_parts, settings
 from .pipeline import Output
 from .reports import report_from_counts, sum_parts
 
@@ -52,30 +51,55 @@ async def partitions(stream: Any) -> None:
 
 @app.agent(report_parts, name="checkpoint_streams.report_parts")
 async def report_part_agent(stream: Any) -> None:
-    """Each partition's counts of an area and day meet on the owner of `area:date`; a part
-    replaces its partition's earlier one. A report already filed is filed again, corrected."""
+    """Each partition's counts of an area and day meet on the owner of `area:date`."""
     live.agents["report_parts"] = True
     try:
-        await _merge_parts(stream)
+        async for event in stream.events():
+            report = file_part(orjson.loads(event.message.value))
+            if report is not None:
+                await live.send([report])
     finally:
         live.agents["report_parts"] = False
 
 
-async def _merge_parts(stream: Any) -> None:
-    async for event in stream.events():
-        part = orjson.loads(event.message.value)
-        key = f"{part['area']}:{part['date']}".encode()
-        raw = report_counts.get(key)
-        row = orjson.loads(raw) if raw else {"parts": {}}
-        row["parts"][str(part["partition"])] = part["counts"]
-        report_counts[key] = orjson.dumps(row)
-        if live.filed_through is not None and parse_date(part["date"]) <= live.filed_through:
-            report = report_from_counts(key.decode(), sum_parts(row["parts"].values()),
-                                        live.clock())
-            await live.send([Output(T.REPORTS, key.decode(), report)])
+def file_part(part: dict[str, Any]) -> Output | None:
+    """Keep a partition's part (it replaces that partition's earlier one); once every
+    partition closed the day, the report is their sum: filed then, and filed again if a
+    late part changes it. The row: {"parts": {partition: counts}, "final": [partitions],
+    "filed": the counts last filed}."""
+    key = f"{part['area']}:{part['date']}"
+    raw = report_counts.get(key.encode())
+    row = orjson.loads(raw) if raw else {"parts": {}, "final": [], "filed": None}
+    row["parts"][str(part["partition"])] = part["counts"]
+    if part.get("final") and part["partition"] not in row["final"]:
+        row["final"] = sorted([*row["final"], part["partition"]])
+    report = None
+    if len(row["final"]) >= settings.partitions:
+        counts = sum_parts(row["parts"].values())
+        if counts != row["filed"]:
+            row["filed"] = counts
+            report = Output(T.REPORTS, key, report_from_counts(key, counts, live.clock()))
+    report_counts[key.encode()] = orjson.dumps(row)
+    return report
 
 
 @app.task
 async def register_feed() -> None:
     """Build the whole register on this worker from the compacted topics, then follow them."""
     await live.feed.run(lambda: bool(app.should_stop))
+
+
+@persons.on_recover
+async def partitions_recovered() -> None:
+    """After every rebalance, once the person table is recovered: the owned partitions'
+    indexes, due times and counts, from their rows."""
+    await live.recovered()
+
+
+@app.on_partitions_revoked.connect
+async def partitions_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Partitions moving away: what was decided for them is written before the new owner
+    reads their changelog."""
+    revoked = args[0] if args else kwargs.get("revoked", ())
+    topic = settings.topic(T.STATION_SCANS)
+    await live.revoked({tp.partition for tp in revoked if tp.topic == topic})

@@ -37,12 +37,12 @@ from . import codec, metrics, security
 from . import topics as T
 from .engine import EXPOSURE, REEVALUATE, TICK, PersonState, load_policy_dir
 from .engine.policy import POLICY_DIR, PolicyBook, PolicyError
-from .engine.timeutil import format_date, format_ts, local_day, parse_date, parse_ts
+from .engine.timeutil import format_date, format_ts, parse_date, parse_ts
 from .partitioning import key_partition
 from .pipeline import CoreConfig, Message, Output, Pipeline, Routed, Work
 from .pipeline.core import PERSON_INPUTS, TICKED
 from .policy_tools import apply_publication
-from .reports import AreaDay, Cells
+from .reports import AreaDay, Cells, days_to_close
 from .runtime.alignment import Alignment
 from .runtime.changelog import ChangelogWriter, parse_partition_row, partition_row_key
 from .runtime.delivery import Committer, Unit, exit_undelivered, undelivered
@@ -59,8 +59,9 @@ FANOUT_SLICE = 200
 LOCAL_TOPICS = T.INPUT_TOPICS
 #: a person-work item of this kind is a partition's mark (the stream clock's)
 MARK = "mark"
-#: the last person in id order: a contribution "through" it covers the whole input
-_WHOLE = "\U0010ffff"
+#: where an input's own routing counts (a pool's alert) stand among the persons it reaches:
+#: counts go "through" (offset, person), persons in id order (see DayCounts)
+_ROUTING = ""
 
 
 def now_ms() -> int:
@@ -81,7 +82,9 @@ class Entry:
 @dataclass(slots=True)
 class DayCounts:
     """One partition's counts of one local day, and how far into each of its inputs
-    they go (`through`: source -> [offset, person]; see `streams.runtime.delivery`)."""
+    they go (`through`: source -> [offset, person]; see `streams.runtime.delivery`): an
+    input counts its routing first, then its persons in id order, so a redelivered input
+    is counted from where its counts stopped."""
 
     cells: dict[str, AreaDay] = field(default_factory=dict)
     through: dict[str, list[Any]] = field(default_factory=dict)
@@ -177,9 +180,8 @@ class Live:
             settings.topic(T.RISK_AREAS): self._on_risk_area,
             settings.topic(T.EXPOSURES): self._on_exposure,
         }, security.from_env().aiokafka(), on_batch=self._on_feed)
-        #: reports: the last local day filed (a later part for it files it again)
-        self.filed_through: int | None = None
-        self.report_queue: list[int] = []
+        #: reports: partition -> the last local day it closed (its final parts are sent)
+        self.closed: dict[int, int] = {}
 
     # ------------------------------------------------------------- the register feed
     def _on_risk_area(self, key: bytes | None, raw: bytes | None) -> None:
@@ -259,7 +261,7 @@ class Live:
     def _message(self, event: Any) -> Message:
         raw = event.message
         return Message(self._names.get(raw.topic, raw.topic), raw.value or b"", raw.key,
-                       tuple(raw.headers or ()), raw.partition, raw.offset)
+                       tuple(raw.headers or ()), raw.partition, raw.offset, name=raw.topic)
 
     def _stage(self, event: Any, stream: Any, now: int) -> Entry:
         message = self._message(event)
@@ -340,7 +342,7 @@ class Live:
             routed = self.core.route_value(message, entry.value, now)
         sends.extend(routed.outputs)
         self._count(partition, routed.counts, self._source(message, entry.value), message.offset,
-                    _WHOLE)
+                    _ROUTING)
         if routed.status == "dead_letter":
             metrics.DEAD_LETTERS.labels(routed.stream, routed.reason or "unknown").inc()
             metrics.INPUTS.labels(routed.stream, "dead_letter").inc()
@@ -368,8 +370,7 @@ class Live:
             decision = self.core.decide(work, before, now)
             sends.extend(decision.outputs)
             fanned = work.kind in (REEVALUATE, EXPOSURE)
-            self._count(partition, decision.counts, source, message.offset,
-                        work.person if fanned else _WHOLE)
+            self._count(partition, decision.counts, source, message.offset, work.person)
             if decision.error is not None:
                 metrics.PROCESSING_ERRORS.labels(work.stream).inc()
                 log.error("input not decided: dead-lettered", extra={
@@ -451,9 +452,10 @@ class Live:
         metrics.OUTPUT_SEND_ERRORS.labels(topic).inc()
         exit_undelivered(topic, error)
 
-    async def send(self, outputs: list[Output]) -> None:
-        """Send outputs that follow from no input (ticks, marks, report parts)."""
-        unit = Unit()
+    async def send(self, outputs: list[Output], rows: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        """Send outputs that follow from no input (ticks, marks, report parts, reports), and
+        partition rows to write after them."""
+        unit = Unit(rows=list(rows))
         await self._send(outputs, unit)
         self.committer.submit(unit)
 
@@ -477,12 +479,21 @@ class Live:
                         "payload": payload}, target))
         return out
 
-    async def refresh_marks(self) -> None:
+    async def tick_clock(self, every: bool = False) -> None:
+        """On the stream clock, with no new input: take what became ready (a topic found to
+        be read to its end) and send the marks that changed (`every`: all of them, after a
+        rebalance, for the new owners of partitions, which know nothing yet)."""
         if self.align is None or not self.assigned():
             return
         async with self.lock:
-            marks = self._marks_to_send(every=True)
-        await self.send(marks)
+            unit = Unit()
+            sends: list[Output] = []
+            for partition in sorted(self.align.tasks):
+                for entry in self.align.ready(partition):
+                    self._process(entry, unit, sends, now_ms())
+            sends.extend(self._marks_to_send(every))
+            await self._send(sends, unit)
+            self.committer.submit(unit)
 
     def due_ticks(self) -> list[Output]:
         """Tick items for every person whose due time has come on their partition's clock."""
@@ -511,7 +522,11 @@ class Live:
             await self.committer.drain()
             for partition in partitions:
                 self.counts.pop(partition, None)
+                self.closed.pop(partition, None)
                 self._marks.pop(partition, None)
+            gone = [p for p in list(self.states.inflight) if self.partition_of(p) in partitions]
+            self.states.forget(gone)
+            self.due.forget(gone)
 
     async def recovered(self) -> None:
         """After a rebalance and the table's recovery: derive the index, the due times and
@@ -529,7 +544,9 @@ class Live:
                     if row is None or not raw or row[0] not in mine:
                         continue
                     partition, name = row
-                    if name.startswith("counts:"):
+                    if name == "reports":
+                        self.closed[partition] = parse_date(orjson.loads(raw)["closed"])
+                    elif name.startswith("counts:"):
                         days = self.counts.setdefault(partition, PartitionCounts()).days
                         days.setdefault(parse_date(name[7:]),
                                         DayCounts.from_json(orjson.loads(raw)))
@@ -543,30 +560,46 @@ class Live:
                                                    "pending": len(self.due)})
             finally:
                 self.recovering = False
+        await self.tick_clock(every=True)
 
     # ----------------------------------------------------------- daily reports
-    def report_parts(self) -> list[Output]:
-        """Each owned partition's counts of the days that changed, as report parts (the
-        report of an area and day sums one part per partition: a part replaces its
-        partition's earlier one, so a repeated part counts once)."""
-        parts = []
-        for partition, counts in sorted(self.counts.items()):
-            for day in sorted(counts.unsent):
+    def report_parts(self, areas: Iterable[str]) -> tuple[list[Output], list[tuple[bytes, bytes]]]:
+        """Each owned partition's counts of the days that changed, as report parts, and the
+        days it closes now as final parts for every reporting area (`areas`, zeros
+        included): its clock passed their report time. A part replaces its partition's
+        earlier one; a report is filed once every partition closed its day. Returns the
+        parts and the partitions' rows that remember what they closed."""
+        parts, rows = [], []
+        report_time = self.settings.report_time
+        for partition in sorted(self.assigned()):
+            counts = self.counts.setdefault(partition, PartitionCounts())
+            clock = self.align.watermark(partition) if self.align is not None else now_ms()
+            if clock <= 0:
+                continue  # stream clock before the first event: no day has ended yet
+            closing = days_to_close(self.closed.get(partition), min(counts.days, default=None),
+                                    clock, report_time)
+            closed = self.closed.get(partition)
+            for day in sorted(counts.unsent | set(closing)):
+                final = day in closing or (closed is not None and day <= closed)
+                cells = counts.days.get(day, DayCounts()).cells
                 date = format_date(day)
-                for area, cell in sorted(counts.days[day].cells.items()):
+                for area in sorted(set(cells) | (set(areas) if day in closing else set())):
+                    cell = cells.get(area) or AreaDay()
                     parts.append(Output(T.REPORT_PARTS, f"{area}:{date}", {
                         "id": f"rp-{area}-{date}-{partition}", "area": area, "date": date,
-                        "partition": partition, "counts": cell.to_json()}))
+                        "partition": partition, "final": final, "counts": cell.to_json()}))
             counts.unsent.clear()
-        return parts
+            if closing:
+                self.closed[partition] = closing[-1]
+                rows.append((partition_row_key(partition, "reports"),
+                             orjson.dumps({"closed": format_date(closing[-1])})))
+        return parts, rows
 
     def prune_counts(self, before_day: int) -> None:
         for counts in self.counts.values():
             for day in [d for d in counts.days if d < before_day]:
                 del counts.days[day]
 
-    def today(self) -> int:
-        return local_day(self.clock())
 
 
 def _key(raw: Any) -> tuple[Any, ...]:

@@ -363,6 +363,17 @@ def due_days(now: int, last_reported: int | None, report_time: str = DEFAULT_REP
     return list(range(first, latest + 1))
 
 
+def days_to_close(closed: int | None, first: int | None, now: int,
+                  report_time: str = DEFAULT_REPORT_TIME, catch_up: int = 7) -> list[int]:
+    """The local days a partition closes at `now`: those whose report is due
+    (`report_time` the next day) after `closed`, the last day it closed, and not before
+    `first`, the first day it counted anything (when it has closed none yet), at most
+    `catch_up` of them."""
+    due = due_days(now, None, report_time)[0]
+    start = closed + 1 if closed is not None else (first if first is not None else due)
+    return list(range(max(start, due - catch_up + 1), due + 1))
+
+
 def report_messages(tally: ReportTally, day: int, areas: Iterable[str],
                     generated_at: int) -> list[tuple[str, dict[str, Any]]]:
     """(key `area:date`, report) for every report of `day`: what the worker sends."""

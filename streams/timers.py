@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import logging
 
-import orjson
-
 from . import metrics
-from . import topics as T
-from .app import app, live, report_counts, settings
-from .engine.timeutil import format_date, local_day
-from .partitioning import key_partition
-from .pipeline import Output
-from .reports import due_days, report_areas, report_from_counts, sum_parts
+from .app import app, live, settings
+from .engine.timeutil import local_day
+from .reports import report_areas
 
 log = logging.getLogger("checkpoint_streams")
 
@@ -26,7 +21,6 @@ async def release_timer() -> None:
         return
     ticks = live.due_ticks()
     if ticks:
-        metrics.REEVALUATIONS  # noqa: B018 - ticks are counted as inputs of the timer stream
         await live.send(ticks)
     metrics.PENDING_RELEASES.set(len(live.due))
     metrics.VISITOR_INDEX.set(len(live.core.index))
@@ -35,12 +29,12 @@ async def release_timer() -> None:
 
 if settings.clock == "stream":
 
-    @app.timer(interval=0.25)
-    async def stream_marks() -> None:
-        """Every partition's mark to every other, again: a partition's new owner waits for
-        them (streams.runtime.alignment)."""
-        if live.feed.ready.is_set():
-            await live.refresh_marks()
+    @app.timer(interval=0.2)
+    async def stream_clock() -> None:
+        """Take what became ready without a new input, send the marks that changed
+        (streams.runtime.alignment)."""
+        if live.feed.ready.is_set() and not live.recovering:
+            await live.tick_clock()
 
 
 @app.timer(interval=3600.0)
@@ -69,39 +63,12 @@ async def state_gauges() -> None:
 
 @app.timer(interval=settings.report_interval)
 async def daily_reports() -> None:
-    """Send each partition's changed counts to the report owners, then file every report
-    that is due (of the areas and days whose key this worker owns).
-
-    The report of an area and day is due at `CHECKPOINT_REPORT_TIME` the next day; the days
-    that fell due at the previous tick are filed now, so that the parts every worker sent
-    since have arrived. A part that arrives later files the report again, corrected."""
-    if not live.feed.ready.is_set():
+    """Send each partition's changed counts, and the days it closed, to the report owners
+    (`Live.report_parts`; the owners file: `agents.file_part`)."""
+    if not live.feed.ready.is_set() or live.recovering:
         return
-    parts = live.report_parts()
-    if parts:
-        await live.send(parts)
-    now = live.clock()
-    if now == 0:
-        return  # stream clock before the first event: no day has ended yet
-    to_file, live.report_queue = live.report_queue, due_days(now, live.filed_through,
-                                                              settings.report_time)
-    if live.report_queue:
-        live.filed_through = live.report_queue[-1]
-    mine = {tp.partition for tp in app.assignor.assigned_actives()
-            if tp.topic == settings.topic(T.REPORT_PARTS)}
-    reports = []
-    for day in to_file:
-        date = format_date(day)
-        areas = set(report_areas(live.policies, settings.report_areas))
-        areas.update(key.decode().split(":", 1)[0] for key in list(report_counts.keys())
-                     if key.decode().endswith(":" + date))
-        for area in sorted(areas):
-            key = f"{area}:{date}"
-            if key_partition(key.encode(), settings.partitions) not in mine:
-                continue
-            raw = report_counts.get(key.encode())
-            counts = sum_parts(orjson.loads(raw)["parts"].values()) if raw else None
-            reports.append(Output(T.REPORTS, key, report_from_counts(key, counts, live.clock())))
-        live.prune_counts(day - 8)
-    if reports:
-        await live.send(reports)
+    async with live.lock:
+        parts, rows = live.report_parts(report_areas(live.policies, settings.report_areas))
+        live.prune_counts(local_day(live.clock()) - 9)
+    if parts or rows:
+        await live.send(parts, rows)

@@ -88,10 +88,11 @@ class Message:
     partition: int | None = None
     offset: int | None = None
     line: int | None = None
+    name: str | None = None  # the broker's name of the topic (in a deployment's namespace)
 
     @property
     def source(self) -> codec.Source:
-        return codec.Source(self.topic, self.partition, self.offset, self.line)
+        return codec.Source(self.name or self.topic, self.partition, self.offset, self.line)
 
     @property
     def position(self) -> Any:
@@ -174,7 +175,7 @@ class Pipeline:
                                    rejected.detail, now, input_id=rejected.input_id,
                                    keep_original=rejected.keep_original, subject=subject,
                                    max_original=self.config.max_original_bytes)
-        return Output(T.DEAD_LETTERS, message.topic, letter)
+        return Output(T.DEAD_LETTERS, message.name or message.topic, letter)
 
     # ---------------------------------------------------------------------- gate
     def admit(self, message: Message, now: int, parsed: Any = None) -> dict[str, Any]:
@@ -224,7 +225,7 @@ class Pipeline:
             alerts = pool_alert(value, Context(self.register, self.policies, now))
             routed.outputs.extend(self._events(alerts, routed.stream))
             routed.counts = contributions(None, value, "applied", alerts, None, None, self.policies)
-            for person, result in split_result(value):
+            for person, result in sorted(split_result(value), key=lambda member: member[0]):
                 self._to_owner(message, routed, person, RESULT, result, MEMBER)
         elif topic in PERSON_KINDS:
             self._to_owner(message, routed, value["person"], PERSON_KINDS[topic], value, FORWARDED)

@@ -84,9 +84,9 @@ def test_raising_an_area_after_travellers_passed_changes_their_codes(ns, workers
 def test_a_raise_reaches_every_visitor_once_on_two_workers_as_one_item_per_partition(ns, workers):
     """Given 40 recent visitors of Xi'an spread over every partition and two workers,
     When Xi'an is raised to high, Then each visitor gets exactly one code change caused by
-    the raise, from whichever worker owns them; and the raise travelled as one area-work
-    item per partition (each owner found its visitors in its own index), not as one
-    person-work item per visitor."""
+    the raise, from whichever worker owns them; and the raise travelled as one register
+    item to each other partition (each owner found its visitors in its own index), not as
+    one item per visitor."""
     wait_split(workers(name="w1", clock="wall"), workers(name="w2", clock="wall"))
     now = now_ms()
     yesterday = local_day(now) - 1
@@ -97,13 +97,14 @@ def test_a_raise_reaches_every_visitor_once_on_two_workers_as_one_item_per_parti
     ns.wait_idle()
     caused = [c for c in changes(ns.read()) if "ra-two-610113" in c["caused_by"]]
     assert sorted(c["person"] for c in caused) == passed
-    area_work = ns.read(["checkpoint.internal.area-work"])
-    assert sorted(r["value"]["partition"] for r in area_work) == [0, 1, 2, 3]
-    assert all(r["partition"] == r["value"]["partition"] for r in area_work)
-    for record in area_work:  # the contract holds for what the workers really sent
-        contracts.validator("area-work").validate(record["value"])
-    person_work = ns.read(["checkpoint.internal.person-work"])
-    assert not [r for r in person_work if r["value"]["kind"] == "reevaluate"]
+    items = [r for r in ns.read(["checkpoint.internal.person-work"])
+             if r["value"]["kind"] == "reevaluate"]
+    [source] = {r["value"]["source"]["partition"] for r in items}
+    assert sorted(r["value"]["partition"] for r in items) == sorted({0, 1, 2, 3} - {source})
+    assert all(r["partition"] == r["value"]["partition"] and "person" not in r["value"]
+               for r in items)
+    for record in items:  # the contract holds for what the workers really sent
+        contracts.validator("person-work").validate(record["value"])
 
 
 def test_a_duplicate_input_gives_its_events_once(ns, workers):

@@ -9,7 +9,7 @@ import pytest
 
 from streams.recording import read_jsonl
 from streams.replay import Replay, read_recording
-from streams.runtime.changelog import key_partition
+from streams.runtime.changelog import row_partition
 from tests.integration.harness import comparable
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -36,9 +36,10 @@ def test_live_equals_replay(name, ns, workers):
 
 
 def _assert_changelog_matches_store(ns, data_dir: Path) -> None:
-    """The worker sends the person table's changelog records itself (`_save_all`): each
-    partition's RocksDB file must hold the rows of its changelog partition (raw keys, in
-    murmur2's partition) and remember the offset of the last one, where recovery resumes."""
+    """The worker sends the person table's changelog records itself (`ChangelogWriter`):
+    each partition's RocksDB file must hold the rows of its changelog partition (persons in
+    murmur2's partition, a partition's counts in the partition they name) and remember the
+    offset of the last one, where recovery resumes."""
     from kafka import KafkaConsumer, TopicPartition
     from rocksdict import AccessType, Options, Rdict
 
@@ -55,7 +56,7 @@ def _assert_changelog_matches_store(ns, data_dir: Path) -> None:
     consumer.close()
     assert latest, "no changelog records"
     for partition, rows in latest.items():
-        assert {key_partition(key, 4) for key in rows} == {partition}
+        assert {row_partition(key, 4) for key in rows} == {partition}
         [path] = data_dir.rglob(f"persons-{partition}.db")
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
