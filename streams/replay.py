@@ -29,6 +29,7 @@ from .engine.timeutil import parse_ts
 from .pipeline import CoreConfig, Decision, Message, Pipeline, Routed, Work
 from .pipeline.core import PERSON_INPUTS, OrderKey
 from .reports import ReportTally
+from .topics import STREAM_LABEL
 
 #: the order key of a line that could not be read: after every record of its instant
 _UNREADABLE_RANK = 99
@@ -194,13 +195,13 @@ class Replay:
         self.advance_to(record.event_time)
         message = Message(record.topic, record.raw, line=record.line)
         if record.rejected is not None:
-            routed = Routed(record.topic, "dead_letter",
+            routed = Routed(STREAM_LABEL.get(record.topic, record.topic), "dead_letter",
                             outputs=[self.core.dead_letter(message, record.rejected, self.clock)])
         else:
             try:
                 value = self.core.admit(message, self.clock, parsed=record.value)
             except codec.Rejected as rejected:
-                routed = Routed(record.topic, "dead_letter",
+                routed = Routed(STREAM_LABEL.get(record.topic, record.topic), "dead_letter",
                                 outputs=[self.core.dead_letter(message, rejected, self.clock)])
             else:
                 routed = self.core.route_value(message, value, self.clock)
