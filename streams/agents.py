@@ -96,7 +96,7 @@ async def partitions_recovered() -> None:
     await live.recovered()
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's stub wants a union of callables
 async def partitions_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
     """Partitions moving away: what was decided for them is written before the new owner
     reads their changelog."""
