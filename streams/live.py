@@ -170,7 +170,8 @@ class Live:
         self._register_ready = False
         self.fanouts: deque[tuple[list[Work], Entry]] = deque()
         self._fanning: asyncio.Task[None] | None = None
-        self._marks: dict[int, tuple[Any, int]] = {}  # partition -> last mark sent
+        #: (partition, target) -> the last mark sent
+        self._marks: dict[tuple[int, int], tuple[Any, int]] = {}
         self.recovering = False
         #: agent name -> running (the readiness view reports one that is not)
         self.agents: dict[str, bool] = {"partitions": False, "report_parts": False}
@@ -308,7 +309,11 @@ class Live:
             return False
         if message.topic != T.PERSON_WORK:
             key = Pipeline.order_key(message.topic, entry.value, message.position)
-            self.align.add(partition, message.topic, message.offset, key, entry)
+            if self.core.relays(message, entry.value):
+                self.align.passed(partition, message.topic, message.offset, key)
+                return False  # handed on at once: its owner orders it
+            self.align.add(partition, message.topic, message.offset, key, entry,
+                           self.core.targets(message, entry.value))
             return True
         item = entry.value
         if item["kind"] == MARK:
@@ -466,17 +471,19 @@ class Live:
         assert self.align is not None
         out = []
         for partition in sorted(self.assigned()):
-            mark = (self.align.own_mark(partition), self.align.latest(partition))
-            if not every and self._marks.get(partition) == mark:
-                continue
-            self._marks[partition] = mark
+            latest = self.align.latest(partition)
             for target in range(self.settings.partitions):
-                if target != partition:
-                    payload = {"source": partition, "next": mark[0], "latest": mark[1]}
-                    out.append(Output(T.PERSON_WORK, None, {
-                        "id": f"mk-{partition}-{target}", "kind": MARK, "partition": target,
-                        "event_time": "1970-01-01T08:00:00+08:00", "caused_by": [],
-                        "payload": payload}, target))
+                if target == partition:
+                    continue
+                mark = (self.align.own_mark(partition, target), latest)
+                if not every and self._marks.get((partition, target)) == mark:
+                    continue
+                self._marks[(partition, target)] = mark
+                payload = {"source": partition, "next": mark[0], "latest": mark[1]}
+                out.append(Output(T.PERSON_WORK, None, {
+                    "id": f"mk-{partition}-{target}", "kind": MARK, "partition": target,
+                    "event_time": "1970-01-01T08:00:00+08:00", "caused_by": [],
+                    "payload": payload}, target))
         return out
 
     async def tick_clock(self, every: bool = False) -> None:
@@ -523,7 +530,8 @@ class Live:
             for partition in partitions:
                 self.counts.pop(partition, None)
                 self.closed.pop(partition, None)
-                self._marks.pop(partition, None)
+            self._marks = {pair: mark for pair, mark in self._marks.items()
+                           if pair[0] not in partitions}
             gone = [p for p in list(self.states.inflight) if self.partition_of(p) in partitions]
             self.states.forget(gone)
             self.due.forget(gone)

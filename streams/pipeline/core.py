@@ -169,6 +169,34 @@ class Pipeline:
         partitions = self.config.partitions
         return None if partitions is None else key_partition(person.encode(), partitions)
 
+    def relays(self, message: Message, value: Mapping[str, Any]) -> bool:
+        """Routing this input only hands it to the partition that owns its person (no
+        register, no alert): it may be forwarded as soon as it is consumed."""
+        if message.topic not in PERSON_KINDS:
+            return False
+        owner = self.partition_of(value["person"])
+        return owner is not None and owner != message.partition
+
+    def targets(self, message: Message, value: Mapping[str, Any]) -> tuple[int, ...]:
+        """The other partitions routing this input forwards something to (what the stream
+        clock's marks wait for)."""
+        partitions = self.config.partitions
+        if partitions is None:
+            return ()
+        topic = message.topic
+        if topic == T.RISK_AREAS or (topic == T.CONTACT_NOTICES
+                                     and value.get("kind") == "exposed_trip"):
+            owners: set[int] = set(range(partitions))
+        elif topic == T.PCR_RESULTS:
+            owners = {key_partition(person.encode(), partitions)
+                      for person, _ in split_result(value)}
+        elif topic in PERSON_KINDS:
+            owners = {key_partition(value["person"].encode(), partitions)}
+        else:
+            owners = set()
+        owners.discard(message.partition if message.partition is not None else -1)
+        return tuple(sorted(owners))
+
     def dead_letter(self, message: Message, rejected: codec.Rejected, now: int, *,
                     subject: str | None = None) -> Output:
         letter = codec.dead_letter(message.source, message.value, rejected.reason,

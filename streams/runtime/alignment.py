@@ -11,11 +11,16 @@ with the smallest key next, once nothing smaller can still come:
 * from its own topics: each topic either has a record buffered, or has been read to its
   high watermark, or its last record's key is not smaller (a topic partition is produced
   in event-time order: `checkpoint-streams produce` sends a recording that way);
-* from the other partitions, which forward inputs to it (a pooled tube's members, an
-  input that arrived on a partition its person is not on, a register change): each task
-  sends every other one a *mark*, in band on the same internal topic after its forwards,
-  saying the smallest key it may still forward (None: nothing). An item forwarded by a
-  task is taken once that task's mark has passed it.
+* from the other partitions, which forward inputs to it (a pooled tube's members, a
+  register change): each task sends every other one a *mark*, in band on the same
+  internal topic after its forwards, saying the smallest key it may still forward *to
+  that partition* (None: nothing): the smallest buffered record that forwards there, or
+  the key of the last record fetched from a topic not yet read to its end (a topic
+  partition comes in key order). An item forwarded by a task is taken once that task's
+  mark has passed it. Marks follow what was fetched, not what was taken, so partitions
+  do not advance in lock-step, one round trip through Kafka per record; and an input
+  that only changes partition (a scan whose person another partition owns) is forwarded
+  as soon as it is consumed, never held here (the receiver orders it by its key).
 
 The global minimum can always be taken, so tasks never wait on each other in a cycle.
 Timers (releases) of a partition follow its watermark: the smallest key that is not yet
@@ -49,13 +54,18 @@ Offsets = Callable[[str, int], "int | None"]
 
 @dataclass(slots=True)
 class _Task:
-    heads: dict[str, deque[tuple[Key, Any]]]
+    heads: dict[str, deque[tuple[Key, Any, int, int]]]  # key, entry, sequence, targets
     last: dict[str, Key] = field(default_factory=dict)  # key of the last record taken in
     fetched: dict[str, int] = field(default_factory=dict)  # next offset after it
     items: list[tuple[Key, int, Any]] = field(default_factory=list)  # forwarded, a heap
     marks: dict[int, Key | None] = field(default_factory=dict)  # per other partition
     done: int = 0  # latest event time taken here
     seen: dict[int, int] = field(default_factory=dict)  # latest event time of the others
+    #: per target partition, the buffered records that forward there: a heap of (key,
+    #: sequence); a sequence in `taken` is gone (removed lazily: the count is how many
+    #: heaps still hold it)
+    forwards: dict[int, list[tuple[Key, int]]] = field(default_factory=dict)
+    taken: dict[int, int] = field(default_factory=dict)
 
 
 class Alignment:
@@ -83,15 +93,27 @@ class Alignment:
         for partition in partitions:
             task = self.tasks.pop(partition, None)
             if task is not None:
-                dropped.extend(entry for heads in task.heads.values() for _, entry in heads)
+                dropped.extend(entry for heads in task.heads.values() for _, entry, _, _ in heads)
                 dropped.extend(entry for _, _, entry in task.items)
         return dropped
 
     # -- what comes in -------------------------------------------------------------
-    def add(self, partition: int, topic: str, offset: int, key: Key, entry: Any) -> None:
-        """A record of one of the partition's own topics, in offset order."""
+    def add(self, partition: int, topic: str, offset: int, key: Key, entry: Any,
+            targets: tuple[int, ...] = ()) -> None:
+        """A record of one of the partition's own topics, in offset order; `targets`: the
+        other partitions taking it will forward something to."""
         task = self.task(partition)
-        task.heads[topic].append((key, entry))
+        sequence = next(self._sequence) if targets else -1
+        for target in targets:
+            heapq.heappush(task.forwards.setdefault(target, []), (key, sequence))
+        task.heads[topic].append((key, entry, sequence, len(targets)))
+        task.last[topic] = key
+        task.fetched[topic] = offset + 1
+
+    def passed(self, partition: int, topic: str, offset: int, key: Key) -> None:
+        """A record of the partition's own topics that was handed on without waiting (a
+        relay): the topic's position moves past it all the same."""
+        task = self.task(partition)
         task.last[topic] = key
         task.fetched[topic] = offset + 1
 
@@ -119,10 +141,26 @@ class Alignment:
             return None
         return task.last.get(topic, FIRST)
 
-    def own_mark(self, partition: int) -> Key | None:
-        """What this partition may still forward: its own topics' smallest bound."""
+    def own_mark(self, partition: int, target: int) -> Key | None:
+        """The smallest key this partition may still forward to `target` (None: nothing):
+        its buffered records that forward there, and what its topics may still bring."""
         task = self.task(partition)
-        bounds = [b for t in self.topics if (b := self._bound(partition, task, t)) is not None]
+        bounds = []
+        for topic in self.topics:
+            end = self.highwater(topic, partition)
+            position = task.fetched.get(topic)
+            if position is None:
+                position = self.committed(topic, partition) or 0
+            if end is None or position < end:
+                bounds.append(task.last.get(topic, FIRST))
+        pending = task.forwards.get(target)
+        while pending and pending[0][1] in task.taken:
+            sequence = heapq.heappop(pending)[1]
+            task.taken[sequence] -= 1
+            if not task.taken[sequence]:
+                del task.taken[sequence]
+        if pending:
+            bounds.append(pending[0][0])
         return min(bounds) if bounds else None
 
     def latest(self, partition: int) -> int:
@@ -152,7 +190,12 @@ class Alignment:
                 mark = task.marks.get(other, FIRST)
                 if mark is not None and mark <= key:
                     return  # that partition may still forward something earlier
-            entry = heapq.heappop(task.items)[2] if source is None else task.heads[source].popleft()[1]
+            if source is None:
+                entry = heapq.heappop(task.items)[2]
+            else:
+                _, entry, sequence, targets = task.heads[source].popleft()
+                if targets:
+                    task.taken[sequence] = targets
             task.done = max(task.done, int(key[0]))
             yield entry
 

@@ -215,13 +215,9 @@ def replay(records: Iterable[dict[str, Any]], policy_dir: Path) -> Replay:
             lines.append(value)
         else:
             lines.append(orjson.dumps(record))
-    parsed, dead = read_recording(lines)
+    parsed, rejected = read_recording(lines)
     run = Replay(load_policy_dir(policy_dir))
-    run.tally.inputs += len(dead)
-    run.tally.dead_letters += len(dead)
-    for letter in dead:
-        run.outputs.append({"topic": DEAD_LETTERS, "key": None, "value": letter})
-    run.run(parsed)
+    run.run(parsed, dead_letters=rejected)
     return run
 
 

@@ -77,16 +77,36 @@ def test_forwarded_items_wait_for_the_forwarding_partitions_mark():
 
 
 def test_own_mark_is_the_smallest_key_a_partition_may_still_forward():
-    align, offsets = aligned(partitions=2, ends={("a", 0): 3, ("b", 0): 1})
-    assert align.own_mark(0) < key(0)  # nothing read yet: anything may come
-    align.add(0, "a", 0, key(10), "a10")
-    align.add(0, "b", 0, key(5), "b5")
-    assert align.own_mark(0) == key(5)
+    align, offsets = aligned(partitions=3, ends={("a", 0): 3, ("b", 0): 1})
+    assert align.own_mark(0, 1) < key(0)  # nothing read yet: anything may come
+    align.add(0, "a", 0, key(10), "a10", targets=(1,))
+    align.add(0, "b", 0, key(5), "b5", targets=(2,))
+    assert align.own_mark(0, 1) == key(10)  # b is read to its end; a10 forwards to 1
+    assert align.own_mark(0, 2) == key(5)
     align.mark(0, 1, None, latest=0)
+    align.mark(0, 2, None, latest=0)
     assert list(align.ready(0)) == ["b5", "a10"]
-    assert align.own_mark(0) == key(10)  # a is not at its end: its next is after 10
+    assert align.own_mark(0, 1) == key(10)  # a is not at its end: its next is after 10
+    assert align.own_mark(0, 2) == key(10)
     offsets.ends[("a", 0)] = 1
-    assert align.own_mark(0) is None
+    assert align.own_mark(0, 1) is None
+
+
+def test_marks_follow_what_was_fetched_not_what_was_taken():
+    """A backlog of records that forward nowhere does not hold the other partitions back:
+    the mark is the last fetched key, not the first untaken one (no lock-step)."""
+    align, _ = aligned(partitions=2, ends={("a", 0): 100, ("b", 0): 0})
+    for n in range(50):
+        align.add(0, "a", n, key(10 + n), f"a{n}")
+    assert list(align.ready(0)) == []  # partition 1 said nothing yet
+    assert align.own_mark(0, 1) == key(59)  # but what 0 may forward is after its last fetch
+
+
+def test_a_record_handed_on_at_once_still_moves_its_topic_on():
+    align, _ = aligned(ends={("a", 0): 2, ("b", 0): 0})
+    align.add(0, "a", 0, key(10), "a10")
+    align.passed(0, "a", 1, key(20))  # relayed: the topic is read to its end
+    assert list(align.ready(0)) == ["a10"]
 
 
 def test_timers_follow_the_smallest_pending_key_then_the_latest_time_taken():
@@ -111,11 +131,11 @@ def test_the_global_minimum_is_always_taken_so_partitions_never_wait_in_a_cycle(
     """Two partitions each holding a record and each waiting on the other's mark: the one
     with the smaller key goes first once marks say where the other stands."""
     align, _ = aligned(partitions=2, ends={("a", 0): 1, ("b", 0): 0, ("a", 1): 1, ("b", 1): 0})
-    align.add(0, "a", 0, key(10), "p0")
-    align.add(1, "a", 0, key(20, 1), "p1")
-    align.mark(0, 1, align.own_mark(1), latest=0)
-    align.mark(1, 0, align.own_mark(0), latest=0)
+    align.add(0, "a", 0, key(10), "p0", targets=(1,))
+    align.add(1, "a", 0, key(20, 1), "p1", targets=(0,))
+    align.mark(0, 1, align.own_mark(1, 0), latest=0)
+    align.mark(1, 0, align.own_mark(0, 1), latest=0)
     assert list(align.ready(1)) == []
     assert list(align.ready(0)) == ["p0"]
-    align.mark(1, 0, align.own_mark(0), latest=10)
+    align.mark(1, 0, align.own_mark(0, 1), latest=10)
     assert list(align.ready(1)) == ["p1"]

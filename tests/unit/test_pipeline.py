@@ -86,6 +86,22 @@ def test_an_input_on_a_partition_that_does_not_own_its_person_is_forwarded_there
     assert on_owner.work and not on_owner.outputs
 
 
+def test_what_an_input_forwards_to_is_known_before_it_is_decided():
+    """The stream clock holds a record back only from the partitions it forwards to, and
+    hands a plain relay on at once (streams/runtime/alignment.py)."""
+    core = live_core()
+    owner = key_partition(b"p-gate-01", 4)
+    elsewhere = (owner + 1) % 4
+    assert core.relays(message(XIAN_SCAN, partition=elsewhere), XIAN_SCAN)
+    assert core.targets(message(XIAN_SCAN, partition=elsewhere), XIAN_SCAN) == (owner,)
+    assert not core.relays(message(XIAN_SCAN, partition=owner), XIAN_SCAN)
+    assert core.targets(message(XIAN_SCAN, partition=owner), XIAN_SCAN) == ()
+    raised = area_update("610113", "high", "2022-08-22T08:00:00")
+    on_two = message(raised, partition=2, topic="checkpoint.risk-areas")
+    assert core.targets(on_two, raised) == (0, 1, 3) and not core.relays(on_two, raised)
+    assert Pipeline(BOOK).targets(on_two, raised) == ()  # offline: one partition
+
+
 def test_a_register_change_reaches_every_partition_in_order_and_a_raise_fans_out():
     core = live_core()
     raised = area_update("610113", "high", "2022-08-22T08:00:00")
