@@ -385,6 +385,8 @@ class Live:
                                              else "exposed_trip").inc()
             elif work.kind in PERSON_INPUTS:
                 metrics.INPUTS.labels(work.stream, decision.status).inc()
+            if work.kind == TICK:
+                self.due.decided(work.person)
             state = decision.state
             if state is None or state is before or not _changed(work, decision, before):
                 continue
@@ -584,6 +586,9 @@ class Live:
             clock = self.align.watermark(partition) if self.align is not None else now_ms()
             if clock <= 0:
                 continue  # stream clock before the first event: no day has ended yet
+            pending = self.due.earliest()
+            if pending is not None:  # a release still to be counted holds its day open
+                clock = min(clock, pending)
             closing = days_to_close(self.closed.get(partition), min(counts.days, default=None),
                                     clock, report_time)
             closed = self.closed.get(partition)

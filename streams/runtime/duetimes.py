@@ -7,7 +7,9 @@ tables expire unreliably after a rebalance or a recovery with RocksDB (faust-str
 holds (due, person) entries; `note` keeps it in step with each saved state, stale
 entries are skipped when popped, and after a rebalance the owner rebuilds it from the
 recovered states. What pops is handed to the person's partition as a tick, decided and
-committed like any input.
+committed like any input. Until it is decided, its due time is *firing*: a day is not
+closed for the daily reports while a release due on it may still be counted
+(`earliest`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ class DueTimes:
         self._heap: list[tuple[int, str]] = []
         #: person -> the due time their newest state names (the heap entry that matches is current)
         self._due: dict[str, int] = {}
+        #: person -> the due time of a tick handed on and not yet decided
+        self._firing: dict[str, int] = {}
 
     def note(self, person: str, due: int | None) -> None:
         """The person's newest state is due at `due` (None: nothing pending)."""
+        self._firing.pop(person, None)
         if due is None:
             self._due.pop(person, None)
         elif self._due.get(person) != due:
@@ -44,18 +49,34 @@ class DueTimes:
                 later.append((due, person))
                 continue
             del self._due[person]
+            self._firing[person] = due
             fired.append((person, due))
         for entry in later:
             heapq.heappush(self._heap, entry)
         return fired
 
+    def decided(self, person: str) -> None:
+        """The person's tick was decided (whatever it changed)."""
+        self._firing.pop(person, None)
+
+    def earliest(self) -> int | None:
+        """The earliest due time not yet decided: pending, or firing (None: nothing)."""
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # stale
+        times = [self._heap[0][0]] if self._heap else []
+        if self._firing:
+            times.append(min(self._firing.values()))
+        return min(times) if times else None
+
     def forget(self, persons: Iterable[str]) -> None:
         for person in persons:
             self._due.pop(person, None)
+            self._firing.pop(person, None)
 
     def clear(self) -> None:
         self._heap.clear()
         self._due.clear()
+        self._firing.clear()
 
     def __len__(self) -> int:
         return len(self._due)

@@ -87,7 +87,8 @@ def _reports_reconcile(ns, expected) -> None:
     arrivals = sum(sum(c[0]["arrivals"].values()) for c in filed.values())
     report_line(f"kill -9 x2 daily reports: {len(filed)} area-days filed, {arrivals} arrivals "
                 f"counted, {len(differing)} differing from the replay")
-    assert not differing, differing[:2]
+    assert not differing, [(key, {k: (v, want.get(k)) for k, v in copy.items() if want.get(k) != v})
+                           for key, copy, want in differing[:3]] + [len(filed), sum(map(len, filed.values()))]
     assert arrivals > 1000
 
 

@@ -16,6 +16,7 @@ REQUIRED_ALERTS = {
     "latency objective burn": {"CheckpointLatencyBudgetFastBurn", "CheckpointLatencyBudgetSlowBurn"},
     "overdue releases": {"CheckpointReleasesOverdue", "CheckpointReleaseTimerStalled"},
     "dead-letter rate": {"CheckpointDeadLetterRateHigh"},
+    "inputs failing in the engine": {"CheckpointProcessingErrors"},
     "consumer lag growth": {"CheckpointConsumerLagGrowing"},
     "worker down": {"CheckpointWorkerDown", "CheckpointNoWorkers"},
 }

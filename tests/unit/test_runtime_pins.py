@@ -1,0 +1,96 @@
+"""Pins on the faust-streaming, mode and aiokafka internals that streams/runtime relies on.
+
+Each workaround in `streams.runtime` leans on an internal that no release promises to
+keep. These tests fail on an upgrade that changes one, so that the workaround is looked
+at again instead of silently doing nothing (or something else). Each names the module
+of ours that depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import defaultdict
+from types import SimpleNamespace
+
+import faust
+from intervaltree import IntervalTree
+from mode import Service
+from mode.utils.futures import stampede
+
+from streams.runtime import consumer, producer, store
+
+
+def test_the_producer_lookup_is_a_stampede_descriptor_an_instance_attribute_overrides():
+    """streams.runtime.producer: `App.maybe_start_producer` is mode's `stampede`, a
+    non-data descriptor, so the app instance's own attribute takes precedence."""
+    descriptor = vars(faust.App)["maybe_start_producer"]
+    assert isinstance(descriptor, stampede)
+    assert not hasattr(type(descriptor), "__set__")
+    app = faust.App("pin-producer", broker="kafka://127.0.0.1:1")
+    producer.install(app)
+    assert app.maybe_start_producer is app.__dict__["maybe_start_producer"]
+
+
+def test_the_fetch_loop_delivers_through_wait_first_which_returns_wait_results():
+    """streams.runtime.consumer: `_drain_messages` calls `self.wait_first(...)` per message,
+    and `Service.wait_first` returns `WaitResults(done, results, stopped)`."""
+    from faust.transport.drivers.aiokafka import Consumer
+
+    assert "self.wait_first(" in inspect.getsource(Consumer._drain_messages)
+    assert consumer._original_wait_first is Service.wait_first
+
+    class Probe(Service):
+        pass
+
+    async def run() -> None:
+        service = Probe()
+
+        async def quick() -> int:
+            return 7
+
+        results = await consumer.eager_wait_first(service, quick(), asyncio.sleep(10))
+        assert (results.results, results.stopped) == ([7], False)
+        original = await Service.wait_first(service, quick(), timeout=1)
+        assert (original.results, original.stopped) == ([7], False)
+
+    asyncio.run(run())
+
+
+def test_the_rocksdb_store_files_writes_through_set_key_index_and_db_for_partition():
+    """streams.runtime.store: Faust's `_set` writes under the current event's partition via
+    `_db_for_partition` and `_key_index`; ours replaces `_set` and keeps those two."""
+    from faust.stores.rocksdb import Store
+
+    source = inspect.getsource(Store._set)
+    assert "_db_for_partition(" in source and "_key_index[" in source
+    assert "current_event()" in source  # what we work around
+    assert hasattr(Store, "set_persisted_offset")
+    assert store.Store._set is not Store._set
+    store.install()
+    from faust.stores import STORES
+
+    assert STORES.aliases["rocksdb"] == "streams.runtime.store:Store"
+
+
+def test_streams_can_take_events_without_acknowledging_them():
+    """streams.runtime.delivery: `Stream.noack_take(max_, within)` exists (the agent takes
+    its batches unacknowledged and acknowledges each event once it is delivered)."""
+    from faust.streams import Stream
+
+    parameters = list(inspect.signature(Stream.noack_take).parameters)
+    assert parameters[:3] == ["self", "max_", "within"]
+
+
+def test_faust_commits_acknowledged_offsets_only_up_to_the_first_gap():
+    """streams.runtime.delivery: an unacknowledged input holds back the commit of every
+    later offset of its partition (the consumer's `_new_offset`)."""
+    from faust.transport.consumer import Consumer
+
+    tp = ("t", 0)
+    fake = SimpleNamespace(_acked={tp: [5, 6, 7, 9, 10]}, _gap=defaultdict(IntervalTree),
+                           _committed_offset={tp: 4}, _acked_index={tp: {5, 6, 7, 9, 10}})
+    assert Consumer._new_offset(fake, tp) == 8  # 8 not acknowledged: 9 and 10 wait
+    fake._acked[tp].append(8)
+    fake._committed_offset[tp] = 7
+    assert Consumer._new_offset(fake, tp) == 11
