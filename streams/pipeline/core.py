@@ -172,7 +172,7 @@ class Pipeline:
     def relays(self, message: Message, value: Mapping[str, Any]) -> bool:
         """Routing this input only hands it to the partition that owns its person (no
         register, no alert): it may be forwarded as soon as it is consumed."""
-        if message.topic not in PERSON_KINDS:
+        if message.topic not in PERSON_KINDS or "person" not in value:  # an exposed trip has none
             return False
         owner = self.partition_of(value["person"])
         return owner is not None and owner != message.partition
