@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkpoint-streams
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install run replay test unit lint bench broker-start broker-stop clean
+.PHONY: install run replay test unit lint fuzz bench broker-start broker-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: install lint
 
 unit: install
 	$(PY) -m pytest -q -m "not integration"
+
+fuzz: install  ## a million hostile inputs through the gate and the pipeline core (outside CI)
+	$(PY) -m bench.fuzz --inputs $${FUZZ_INPUTS:-1000000} --workers 2
 
 lint: install
 	$(VENV)/bin/ruff check streams tests $(wildcard bench)
