@@ -36,7 +36,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
     import faust
     import orjson
 
-    from streams import faustperf
+    from streams import runtime
     from streams.runtime.changelog import ChangelogWriter, partitioner
     from streams.settings import settings
 
@@ -47,10 +47,11 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
         processing_guarantee="at_least_once", autodiscover=False, stream_wait_empty=False,
         producer_max_batch_size=settings().producer_batch_bytes, producer_partitioner=partitioner,
         web_port=port, web_host="127.0.0.1", datadir=tempfile.mkdtemp(prefix="cs-floor-"))
-    faustperf.install(app)
+    runtime.producer.install(app)
+    runtime.consumer.install()
     table = app.Table("floor", key_type=bytes, value_type=bytes, partitions=4,
                       use_partitioner=True)
-    writer = ChangelogWriter(app, table, failed=lambda topic, delivery: os._exit(70))
+    writer = ChangelogWriter(app, table)
     output = prefix + OUTPUT
     seen = {"n": 0, "first": 0.0, "cpu": 0.0}
 
@@ -69,7 +70,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
                     rows.append((event.message.key or b"", event.message.value))
             if pending:
                 await asyncio.gather(*pending)
-                await writer.write(rows)  # after the outputs, as the worker does
+                await asyncio.gather(*await writer.write(rows))  # after the outputs, as the worker does
             seen["n"] += len(events)
             if seen["n"] >= expect:
                 span = time.time() - seen["first"]

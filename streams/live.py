@@ -156,7 +156,8 @@ class Live:
                 max_future_ms=None if streaming else settings.max_future_seconds * 1000,
                 max_age_ms=settings.max_age_days * 86_400_000
                 if settings.max_age_days and not streaming else None),
-            max_original_bytes=settings.dead_letter_max_original_bytes))
+            max_original_bytes=settings.dead_letter_max_original_bytes,
+            home=settings.home_jurisdiction))
         self.persons = persons
         self.states = States(persons, settings.state_cache)
         self.writer = ChangelogWriter(app, persons)

@@ -131,6 +131,9 @@ class Settings:
     producer_batch_bytes: int = 524_288
     #: originals of dead letters over this size are kept as a prefix and a digest
     dead_letter_max_original_bytes: int = 65_536
+    #: where a positive result with no place and no arrival is decided (a jurisdiction
+    #: code: the province of the bundled policies by default)
+    home_jurisdiction: str = "14"
     log_level: str = "info"
 
     @property
@@ -163,6 +166,13 @@ class Settings:
         return cls(**values)
 
 
+def _jurisdiction(name: str, text: str) -> str:
+    code = text.strip()
+    if not (code.isdigit() and len(code) in (2, 4, 6)):
+        raise SettingsError(f"{name}={text!r}: a division code of 2, 4 or 6 digits (e.g. 14)")
+    return code
+
+
 _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "namespace": ("CHECKPOINT_NAMESPACE", _namespace),
     "broker": ("CHECKPOINT_BROKER", _brokers),
@@ -188,6 +198,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "producer_batch_bytes": ("CHECKPOINT_PRODUCER_BATCH_BYTES", _number(int, 1024)),
     "dead_letter_max_original_bytes": ("CHECKPOINT_DEAD_LETTER_MAX_ORIGINAL_BYTES",
                                        _number(int, 1024, 700_000)),
+    "home_jurisdiction": ("CHECKPOINT_HOME_JURISDICTION", _jurisdiction),
     "log_level": ("CHECKPOINT_LOG_LEVEL", _choice("debug", "info", "warning", "error", "critical")),
 }
 

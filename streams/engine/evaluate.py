@@ -43,11 +43,18 @@ SCAN, RESULT, NOTICE, COMMAND, REEVALUATE, EXPOSURE, TICK = (
 CODE_CHANGE, ALERT = "code_change", "alert"
 
 
+#: the province of the bundled policies (Shanxi)
+DEFAULT_HOME = "14"
+
+
 @dataclass(slots=True)
 class Context:
     register: Register
     policies: PolicyBook
     now: int  # epoch ms: wall clock live, event-time clock in replay
+    #: the deployment's home jurisdiction: where a positive result is decided when
+    #: neither the sample's place nor the person's arrival is known
+    home: str | None = DEFAULT_HOME
 
 
 @dataclass(slots=True)
@@ -517,7 +524,10 @@ def _on_result(state: PersonState, result: Mapping[str, Any], ctx: Context, outc
     events = outcome.events
     if result["result"] == "positive":
         state.positive = result["id"]
-        policy = _policy_for(state, ctx, at, result.get("lab_area"))
+        # under every notice a positive result is red at once: decided where the sample
+        # was taken, else where the person arrived, else in the home jurisdiction
+        place = result.get("lab_area") or (state.arrival or {}).get("area") or ctx.home
+        policy = ctx.policies.in_force(place, at) if place else None
         rule = next(iter(policy.rules_on("positive_result")), None) if policy else None
         if policy is None or rule is None:
             outcome.status = "no_policy"

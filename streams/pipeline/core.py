@@ -51,7 +51,7 @@ from ..engine import (
     split_result,
     trip_key,
 )
-from ..engine.evaluate import digest
+from ..engine.evaluate import DEFAULT_HOME, digest
 from ..engine.register import fanout_at
 from ..engine.timeutil import format_ts, local_day, parse_ts
 from ..partitioning import key_partition
@@ -152,6 +152,7 @@ class CoreConfig:
     partitions: int | None = None  # None: offline, every person decided here
     limits: codec.Limits = field(default_factory=lambda: codec.Limits(None, None))
     max_original_bytes: int = codec.DEFAULT_MAX_ORIGINAL_BYTES
+    home: str | None = DEFAULT_HOME  # see `Context.home`
 
 
 class Pipeline:
@@ -250,7 +251,7 @@ class Pipeline:
         elif topic == T.CONTACT_NOTICES and value["kind"] == "exposed_trip":
             self._route_exposed_trip(message, value, routed, now)
         elif topic == T.PCR_RESULTS:
-            alerts = pool_alert(value, Context(self.register, self.policies, now))
+            alerts = pool_alert(value, Context(self.register, self.policies, now, self.config.home))
             routed.outputs.extend(self._events(alerts, routed.stream))
             routed.counts = contributions(None, value, "applied", alerts, None, None, self.policies)
             for person, result in sorted(split_result(value), key=lambda member: member[0]):
@@ -314,7 +315,7 @@ class Pipeline:
         if self.config.partitions is None and not applied:
             routed.status = "duplicate"
             return
-        alerts = exposure_alert(notice, Context(self.register, self.policies, now))
+        alerts = exposure_alert(notice, Context(self.register, self.policies, now, self.config.home))
         routed.outputs.extend(self._events(alerts, routed.stream))
         routed.counts = contributions(None, notice, "applied", alerts, None, None, self.policies)
         if self.config.partitions is None:
@@ -389,7 +390,7 @@ class Pipeline:
         clock = work.now if work.now is not None else now
         try:
             outcome = process(state, work.person, work.kind, work.value,
-                              Context(self.register, self.policies, clock))
+                              Context(self.register, self.policies, clock, self.config.home))
             counts = contributions(work.kind, work.value, outcome.status, outcome.events,
                                    state, outcome.state, self.policies)
         except Exception as exc:  # the error boundary: this input only

@@ -57,7 +57,8 @@ def secured(secure_broker: SecureBroker, monkeypatch: pytest.MonkeyPatch) -> Nam
         monkeypatch.setenv(name, value)  # streams.admin reads the same variables
     ns = Namespace.__new__(Namespace)
     tag = f"sec{int(time.time() * 1000) % 10**8}"
-    ns.bootstrap, ns.prefix, ns.app_id = secure_broker.bootstrap, f"t{tag}.", f"cs-{tag}"
+    ns.bootstrap, ns.namespace = secure_broker.bootstrap, f"t{tag}"
+    ns.prefix, ns.app_id = f"{ns.namespace}.", f"{ns.namespace}.checkpoint-streams"
     create_topics(ns.bootstrap, prefix=ns.prefix)
     admin = KafkaAdminClient(**_clients(secure_broker, "admin"))
     try:
