@@ -14,7 +14,7 @@ WORKDIR /app
 # then copy the real sources over it. (README.m[d]: copied when present, the package
 # metadata's long description; a pattern so the build never fails without it.)
 COPY pyproject.toml README.m[d] ./
-RUN mkdir -p streams && touch streams/__init__.py && pip install -e . && rm -rf streams
+RUN mkdir -p streams && touch streams/__init__.py && pip install -e '.[rocksdb]' && rm -rf streams
 
 COPY streams ./streams
 COPY schemas ./schemas
@@ -25,9 +25,14 @@ RUN pip install --no-deps -e . && checkpoint-streams --version
 RUN useradd --system --uid 10001 --home-dir /var/lib/checkpoint-streams --create-home checkpoint
 USER checkpoint
 
-ENV CHECKPOINT_WEB_HOST=0.0.0.0 \
+# listen on the container's interfaces (Prometheus and the other workers reach it there);
+# the address advertised to the other workers defaults to the container's hostname.
+# RocksDB, the production store, on the data volume.
+ENV CHECKPOINT_WEB_BIND=0.0.0.0 \
     CHECKPOINT_WEB_PORT=6066 \
+    CHECKPOINT_STORE=rocksdb:// \
     CHECKPOINT_DATA_DIR=/var/lib/checkpoint-streams
+VOLUME /var/lib/checkpoint-streams
 
 EXPOSE 6066
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=6 \

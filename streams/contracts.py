@@ -30,7 +30,7 @@ from referencing.jsonschema import DRAFT202012
 #: the contract separately). Read once at import: the contract does not change while a
 #: process runs.
 SCHEMA_DIR: Path = Path(
-    os.environ.get("CHECKPOINT_SCHEMAS") or Path(__file__).resolve().parent.parent / "schemas"
+    os.environ.get("CHECKPOINT_SCHEMAS") or Path(__file__).resolve().parent / "schemas"
 )
 
 SCHEMA_SUFFIX = ".schema.json"

@@ -173,6 +173,8 @@ class Live:
         self._fanning: asyncio.Task[None] | None = None
         #: (partition, target) -> the last mark sent
         self._marks: dict[tuple[int, int], tuple[Any, int]] = {}
+        #: partition -> (since when its stream clock waits, when that was last logged)
+        self._stuck: dict[int, tuple[float, float]] = {}
         self.recovering = False
         #: agent name -> running (the readiness view reports one that is not)
         self.agents: dict[str, bool] = {"partitions": False, "report_parts": False}
@@ -352,7 +354,8 @@ class Live:
         if routed.status == "dead_letter":
             metrics.DEAD_LETTERS.labels(routed.stream, routed.reason or "unknown").inc()
             metrics.INPUTS.labels(routed.stream, "dead_letter").inc()
-            log.warning("dead letter", extra={"reason": routed.reason, "topic": message.topic,
+            log.warning("dead letter", extra={"reason": routed.reason,
+                                              "topic": message.name or message.topic,
                                               "partition": partition, "offset": message.offset})
         elif routed.status == "forwarded":
             metrics.FORWARDED.labels(routed.stream).inc()
@@ -452,7 +455,7 @@ class Live:
                                            output.partition, None, None)
             delivery.add_done_callback(functools.partial(undelivered, name, self._undelivered))
             unit.deliveries.append(delivery)
-            metrics.OUTPUTS.labels(output.topic).inc()
+            metrics.OUTPUTS.labels(name).inc()  # the broker's name, as Faust's and the lag's
             if output.topic in (T.CODE_CHANGES, T.ALERTS):
                 _observe(output, sent_at)
 
@@ -501,9 +504,24 @@ class Live:
             for partition in sorted(self.align.tasks):
                 for entry in self.align.ready(partition):
                     self._process(entry, unit, sends, now_ms())
+                self._watch_clock(partition)
             sends.extend(self._marks_to_send(every))
             await self._send(sends, unit)
             self.committer.submit(unit)
+
+    def _watch_clock(self, partition: int) -> None:
+        """Log, at most every 30 s, why a partition's stream clock has not moved for 30 s."""
+        assert self.align is not None
+        reason = self.align.blocked(partition)
+        if reason is None:
+            self._stuck.pop(partition, None)
+            return
+        first, said = self._stuck.setdefault(partition, (time.monotonic(), 0.0))
+        now = time.monotonic()
+        if now - first >= 30 and now - said >= 30:
+            self._stuck[partition] = (first, now)
+            log.warning("stream clock waiting", extra={"partition": partition, "reason": reason,
+                                                       "seconds": round(now - first)})
 
     def due_ticks(self) -> list[Output]:
         """Tick items for every person whose due time has come on their partition's clock."""

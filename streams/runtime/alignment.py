@@ -199,6 +199,29 @@ class Alignment:
             task.done = max(task.done, int(key[0]))
             yield entry
 
+    def blocked(self, partition: int) -> str | None:
+        """Why the partition's next entry waits (None: nothing buffered, or it may go):
+        what an operator needs when a stream-clock run stops moving."""
+        task = self.task(partition)
+        heads = [(h[0][0], t) for t, h in task.heads.items() if h]
+        if task.items:
+            heads.append((task.items[0][0], "forwarded"))
+        if not heads:
+            return None
+        key, _ = min(heads)
+        for topic in self.topics:
+            if not task.heads[topic]:
+                bound = self._bound(partition, task, topic)
+                if bound is not None and bound < key:
+                    return (f"topic {topic} may still bring something earlier (fetched up to "
+                            f"{task.fetched.get(topic)}, committed {self.committed(topic, partition)}, "
+                            f"end {self.highwater(topic, partition)})")
+        for other in range(self.partitions):
+            mark = task.marks.get(other, FIRST) if other != partition else None
+            if mark is not None and mark <= key:
+                return f"partition {other}'s mark ({mark[:1]}) is not past the next entry ({key[:1]})"
+        return None
+
     def watermark(self, partition: int) -> int:
         """The event time this partition's timers may fire up to (see the module docstring)."""
         task = self.task(partition)
