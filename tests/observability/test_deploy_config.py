@@ -146,7 +146,8 @@ def test_dashboard_shows_what_issue_8_asks_for():
 def test_dockerfile_installs_the_project_and_copies_only_existing_paths():
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
-    assert "pip install -e ." in text
+    assert "pip install -e '.[rocksdb]'" in text  # RocksDB, the production store (issue 16)
+    assert "CHECKPOINT_STORE=rocksdb://" in text and "VOLUME /var/lib/checkpoint-streams" in text
     assert re.search(r'^CMD \["checkpoint-streams", "worker"\]$', text, re.M)
     allowed = [line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.startswith("!")]
