@@ -291,7 +291,7 @@ class Live:
                 if self.align is None or not self._ordered(entry, unit):
                     self._process(entry, unit, sends, now)
             if self.align is not None:
-                for partition in sorted(self.align.tasks):
+                for partition in self._aligned():
                     for entry in self.align.ready(partition):
                         self._process(entry, unit, sends, now)
                 sends.extend(self._marks_to_send())
@@ -501,13 +501,21 @@ class Live:
         async with self.lock:
             unit = Unit()
             sends: list[Output] = []
-            for partition in sorted(self.align.tasks):
+            for partition in self._aligned():
                 for entry in self.align.ready(partition):
                     self._process(entry, unit, sends, now_ms())
                 self._watch_clock(partition)
             sends.extend(self._marks_to_send(every))
             await self._send(sends, unit)
             self.committer.submit(unit)
+
+    def _aligned(self) -> list[int]:
+        """The partitions whose buffered records may be taken: those this worker owns. A
+        record Faust fetched before a rebalance took its partition away may still come
+        in; it waits (never acknowledged) and is dropped when the partition is revoked
+        or, after a recovery, found not to be ours (its new owner reads it again)."""
+        assert self.align is not None
+        return sorted(set(self.align.tasks) & self.assigned())
 
     def _watch_clock(self, partition: int) -> None:
         """Log, at most every 30 s, why a partition's stream clock has not moved for 30 s."""
@@ -521,7 +529,30 @@ class Live:
         if now - first >= 30 and now - said >= 30:
             self._stuck[partition] = (first, now)
             log.warning("stream clock waiting", extra={"partition": partition, "reason": reason,
-                                                       "seconds": round(now - first)})
+                                                       "seconds": round(now - first),
+                                                       "consumer": self._consumer_facts(partition)})
+
+    def _consumer_facts(self, partition: int) -> dict[str, Any]:
+        """Faust's view of the partition's topics (for the log line above)."""
+        from aiokafka.structs import TopicPartition
+
+        consumer = self.app.consumer
+        try:
+            paused = {(tp.topic, tp.partition) for tp in consumer._thread._consumer.paused()}
+            assigned = {(tp.topic, tp.partition) for tp in consumer._thread._consumer.assignment()}
+        except Exception:  # internals moved: the log line goes without them
+            paused, assigned = set(), set()
+        facts: dict[str, Any] = {}
+        for topic in LOCAL_TOPICS:
+            tp = TopicPartition(self.settings.topic(topic), partition)
+            facts[topic] = {
+                "paused": tp in getattr(consumer, "_paused_partitions", ()),
+                "read_offset": getattr(consumer, "_read_offset", {}).get(tp),
+                "active": tp in (getattr(consumer, "_active_partitions", None) or ()),
+                "fetcher_paused": (tp.topic, tp.partition) in paused,
+                "fetcher_assigned": (tp.topic, tp.partition) in assigned,
+            }
+        return facts
 
     def due_ticks(self) -> list[Output]:
         """Tick items for every person whose due time has come on their partition's clock."""
@@ -564,6 +595,8 @@ class Live:
             self.recovering = True
             try:
                 mine = self.assigned()
+                if self.align is not None:  # records fetched for partitions now elsewhere
+                    self.align.revoke(set(self.align.tasks) - mine)
                 self.core.index = type(self.core.index)()
                 self.due.clear()
                 self.colours = {}

@@ -37,6 +37,7 @@ Pure bookkeeping, no Faust or Kafka import: the worker passes in what its consum
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections import deque
@@ -106,16 +107,27 @@ class Alignment:
         sequence = next(self._sequence) if targets else -1
         for target in targets:
             heapq.heappush(task.forwards.setdefault(target, []), (key, sequence))
-        task.heads[topic].append((key, entry, sequence, len(targets)))
-        task.last[topic] = key
-        task.fetched[topic] = offset + 1
+        heads = task.heads[topic]
+        record = (key, entry, sequence, len(targets))
+        if heads and key < heads[-1][0]:  # handed over late (see `_moved`): in key order
+            heads.insert(bisect.bisect_right(heads, key, key=lambda head: head[0]), record)
+        else:
+            heads.append(record)
+        self._moved(task, topic, offset, key)
 
     def passed(self, partition: int, topic: str, offset: int, key: Key) -> None:
         """A record of the partition's own topics that was handed on without waiting (a
         relay): the topic's position moves past it all the same."""
-        task = self.task(partition)
-        task.last[topic] = key
-        task.fetched[topic] = offset + 1
+        self._moved(self.task(partition), topic, offset, key)
+
+    @staticmethod
+    def _moved(task: _Task, topic: str, offset: int, key: Key) -> None:
+        """A topic's position only moves forward: after a rebalance Faust may hand over a
+        record it fetched before seeking back to the committed offset, late, after the
+        records that follow it (a position moved back would wait for them forever)."""
+        if offset + 1 >= task.fetched.get(topic, 0):
+            task.fetched[topic] = offset + 1
+            task.last[topic] = key
 
     def add_item(self, partition: int, key: Key, entry: Any) -> None:
         """An input another partition forwarded here (taken in key order)."""
