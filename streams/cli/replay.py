@@ -83,4 +83,8 @@ def replay(file: str, until: str | None, out: Path | None, policy_dir: Path | No
             + ", ".join(f"{n} {t.split('.')[-1]}" for t, n in tally["outputs"].items()),
             err=True,
         )
+        idle = [f"{stream} {status} {count}" for stream, counts in tally["by_stream"].items()
+                for status, count in counts.items() if status in ("no_policy", "unmatched")]
+        if idle:  # inputs that changed nothing, and why: never folded into "processed"
+            click.echo("replay: decided nothing: " + ", ".join(idle), err=True)
 
