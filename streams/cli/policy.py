@@ -37,11 +37,11 @@ def policy() -> None:
     """Validate, read, compare, back-test and publish policies.
 
     \b
-    The life of a new policy (docs/policies.md):
-      checkpoint-streams policy validate new.yaml
-      checkpoint-streams policy diff streams/policies/taiyuan-2022-08-20.yaml new.yaml
-      checkpoint-streams policy backtest new.yaml tests/scenarios/taiyuan-0820.jsonl
-      checkpoint-streams policy publish new.yaml      # workers switch at its valid_from
+    The life of a new policy (docs/policies.md), with the example in docs/examples:
+      checkpoint-streams policy validate docs/examples/taiyuan-2022-09-01.yaml
+      checkpoint-streams policy diff streams/policies/taiyuan-2022-08-20.yaml docs/examples/taiyuan-2022-09-01.yaml
+      checkpoint-streams policy backtest docs/examples/taiyuan-2022-09-01.yaml tests/scenarios/taiyuan-0820.jsonl
+      checkpoint-streams policy publish docs/examples/taiyuan-2022-09-01.yaml   # workers switch at its valid_from
     """
 
 
@@ -49,28 +49,57 @@ def policy() -> None:
 @click.argument("files", nargs=-1, required=True)
 @JSON_OPTION
 def policy_validate(files: tuple[str, ...], as_json: bool) -> None:
-    """Check policy files against the policy schema and the engine's rules.
+    """Check policy files against the policy schema and the engine's rules, and run the
+    test cases next to each (`<policy>.cases.yaml`, docs/policies.md).
 
-    Every file is checked; the exit code is 1 when any is invalid.
+    Every file is checked; the exit code is 1 when any is invalid or any case fails. A
+    cases file given on its own is run with the policy beside it; a directory stands for
+    every policy in it (rule sets are checked through the policies that include them):
+      checkpoint-streams policy validate streams/policies
     """
+    from ..policy_cases import check_policy_file, is_cases_file, policy_files, policy_of_cases
+
     results = []
-    for name in files:
+    seen: set[Path] = set()
+    for path in (found for name in files for found in policy_files(Path(name))):
+        if is_cases_file(path):
+            path = policy_of_cases(path)
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
         try:
-            path = Path(name)
             if not path.is_file():
-                raise PolicyError(f"no such policy file: {name}" if not path.exists()
-                                  else f"{name} is a directory, not a policy file")
+                raise PolicyError(f"no such policy file: {path}" if not path.exists()
+                                  else f"{path} is a directory, not a policy file")
             loaded = load_policy(path)
+            cases = check_policy_file(path, loaded)
         except PolicyError as exc:
-            results.append({"file": name, "ok": False, "error": str(exc)})
+            results.append({"file": str(path), "ok": False, "error": str(exc)})
             if not as_json:
                 click.secho(f"error: {exc}", fg="red", err=True)
             continue
-        results.append({"file": name, "ok": True, "policy": loaded.ref(), "rules": len(loaded.rules),
-                        "jurisdiction": loaded.jurisdiction, "lookback_days": loaded.lookback_days})
-        if not as_json:
-            click.echo(f"ok: {name}: {loaded.id} v{loaded.version}, {len(loaded.rules)} rules, "
-                       f"jurisdiction {loaded.jurisdiction}, lookback {loaded.lookback_days} days")
+        result = {"file": str(path), "ok": cases is None or cases.ok, "policy": loaded.ref(),
+                  "rules": len(loaded.rules), "jurisdiction": loaded.jurisdiction,
+                  "lookback_days": loaded.lookback_days,
+                  "cases": cases.to_json() if cases is not None else None}
+        results.append(result)
+        if as_json:
+            continue
+        header = (f"{path}: {loaded.id} v{loaded.version}, {len(loaded.rules)} rules, "
+                  f"jurisdiction {loaded.jurisdiction}, lookback {loaded.lookback_days} days")
+        if cases is None:
+            click.echo(f"ok: {header}; no test cases (docs/policies.md, 'Test cases')")
+            continue
+        passed = len(cases.results) - len(cases.failed)
+        words = f"{passed}/{len(cases.results)} cases pass"
+        if cases.ok:
+            click.echo(f"ok: {header}; {words}")
+        else:
+            click.secho(f"failed: {header}; {words}", fg="red", err=True)
+        for failed in cases.failed:
+            click.secho(f"  case {failed.name}: " + "; ".join(failed.problems), fg="red", err=True)
+        if cases.uncovered:
+            note(f"  rules with no case: {', '.join(cases.uncovered)}")
     if as_json:
         _print_json(results)
     if not all(r["ok"] for r in results):
@@ -301,7 +330,19 @@ def policy_publish(file: str, broker: str, published_by: str, dry_run: bool, as_
 
     POLICIES_TOPIC = namespaced(POLICIES)
 
+    from ..policy_cases import check_policy_file
+
     loaded = _policy_file(file)
+    try:
+        cases = check_policy_file(Path(file), loaded)
+    except PolicyError as exc:
+        fail(str(exc))
+    if cases is not None and not cases.ok:
+        fail(f"refused: {len(cases.failed)} of {len(cases.results)} test cases of {loaded.id} fail "
+             f"({', '.join(c.name for c in cases.failed)}); see `checkpoint-streams policy "
+             f"validate {file}`")
+    if cases is None:
+        note(f"note: {file} has no test cases next to it (docs/policies.md, 'Test cases')")
     now = int(time.time() * 1000)
     message = publication(loaded, published_by, now)
     try:

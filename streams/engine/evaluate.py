@@ -80,7 +80,10 @@ def digest(*parts: object) -> str:
 
 # --------------------------------------------------------------------------- facts
 def _window(state: PersonState, at: int, lookback_days: int) -> list[str]:
-    first_day = local_day(at) - lookback_days
+    """The areas stayed in "within N days" of `at`: the N calendar dates that end with
+    `at`'s date (docs/policies.md, "What 'within N days' covers"). Stays are dates, as
+    travel histories report them, so the window counts dates, not hours."""
+    first_day = local_day(at) - lookback_days + 1
     return [area for area, day in state.visits.items() if day >= first_day]
 
 

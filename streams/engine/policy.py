@@ -277,10 +277,16 @@ class PolicyBook:
         return PolicyBook([*kept, policy])
 
 
+#: a policy's test cases sit next to it: `<policy>.cases.yaml` (streams.policy_cases)
+CASES_SUFFIX = ".cases.yaml"
+
+
 def load_policy_dir(directory: Path = POLICY_DIR) -> PolicyBook:
     """Every policy file in a directory (rule sets are loaded through `include`)."""
     policies = []
     for path in sorted(Path(directory).glob("*.y*ml")):
+        if path.name.endswith(CASES_SUFFIX):  # a policy's test cases (streams.policy_cases)
+            continue
         if yaml.safe_load(path.read_text(encoding="utf-8")).get("kind") == "ruleset":
             continue
         policies.append(load_policy(path))

@@ -15,7 +15,7 @@ SCENARIOS = REPO / "tests" / "scenarios"
 POLICIES = REPO / "streams" / "policies"
 HERE = Path(__file__).resolve().parent
 #: a Taiyuan policy whose only difference from taiyuan-2022-08-20 is known (see the file)
-STRICTER_MEDIUM = HERE / "policies" / "taiyuan-2022-09-01.yaml"
+STRICTER_MEDIUM = REPO / "docs" / "examples" / "taiyuan-2022-09-01.yaml"
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -41,7 +41,7 @@ def test_validate_ok(run):
     done = run("policy", "validate", STRICTER_MEDIUM, POLICIES / "shanxi-2022-08-20.yaml")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].endswith(
-        "taiyuan-2022-09-01 v1, 11 rules, jurisdiction 1401, lookback 7 days")
+        "taiyuan-2022-09-01 v1, 11 rules, jurisdiction 1401, lookback 7 days; 5/5 cases pass")
     assert len(done.stdout.splitlines()) == 2
 
 
@@ -189,3 +189,49 @@ def test_publish_without_a_broker_fails_fast_in_one_line(run):
     done = run("policy", "publish", STRICTER_MEDIUM, "--broker", "127.0.0.1:1", timeout=20)
     assert done.returncode == 1
     assert one_line_error(done).startswith("error: no Kafka broker answers at 127.0.0.1:1")
+
+
+# ----------------------------------------------------------------------- test cases
+@pytest.fixture
+def policy_with_a_failing_case(tmp_path):
+    """A copy of taiyuan-2022-08-20 whose medium-risk rule gives red, beside its own cases
+    (which say yellow, as the notice does)."""
+    text = (POLICIES / "taiyuan-2022-08-20.yaml").read_text(encoding="utf-8")
+    start = text.index("- id: TY0820-R3-medium")
+    head, rule = text[:start], text[start:]
+    rule = rule.replace("code: yellow", "code: red", 1)
+    policy = tmp_path / "taiyuan-2022-08-20.yaml"
+    policy.write_text(head + rule, encoding="utf-8")
+    (tmp_path / "taiyuan-2022-08-20.cases.yaml").write_text(
+        (POLICIES / "taiyuan-2022-08-20.cases.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "triggers-2022.yaml").write_text(
+        (POLICIES / "triggers-2022.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    return policy
+
+
+def test_validate_runs_every_bundled_policys_cases(run):
+    done = run("policy", "validate", POLICIES)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("cases pass") == 4
+    assert "taiyuan-2022-03-28 v1, 15 rules, jurisdiction 1401, lookback 14 days; 17/17 cases pass" \
+        in done.stdout
+
+
+def test_validate_names_a_failing_case_and_exits_1(run, policy_with_a_failing_case):
+    done = run("policy", "validate", policy_with_a_failing_case)
+    assert done.returncode == 1
+    assert "11/12 cases pass" in done.stderr
+    assert "case r3-stayed-in-a-medium-risk-area: change 1 (assign green->red by TY0820-R3-medium): " \
+           "to: expected 'yellow', got 'red'" in done.stderr
+    as_json = json.loads(run("policy", "validate", policy_with_a_failing_case, "--json").stdout)
+    assert as_json[0]["ok"] is False and as_json[0]["cases"]["failed"] == 1
+
+
+def test_publish_refuses_a_policy_whose_cases_fail(run, policy_with_a_failing_case):
+    done = run("policy", "publish", policy_with_a_failing_case, "--dry-run")
+    assert done.returncode == 1
+    assert one_line_error(done).startswith(
+        "error: refused: 1 of 12 test cases of taiyuan-2022-08-20 fail "
+        "(r3-stayed-in-a-medium-risk-area)")
+    fine = run("policy", "publish", POLICIES / "taiyuan-2022-08-20.yaml", "--dry-run")
+    assert fine.returncode == 0, fine.stderr

@@ -64,3 +64,22 @@ def test_relative_links_resolve(page):
     path = REPO / page
     for target in re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
         assert (path.parent / target).exists(), f"{page}: {target}"
+
+
+def test_the_readme_policy_commands_run_as_written():
+    """The "Changing a policy" block, line by line, from the repository root (no broker:
+    its publish is a dry run)."""
+    import subprocess
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Changing a policy"):]
+    block = section[section.index("```sh") + 5:section.index("```", section.index("```sh") + 5)]
+    lines = [line.split("  #")[0].strip() for line in block.strip().splitlines()]
+    assert lines[0].startswith("P=") and len(lines) == 5
+    script = "set -e\n" + "\n".join(lines)
+    done = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1",
+                                            "HOME": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "5/5 cases pass" in done.stdout
+    assert '"digest": "sha256:' in done.stdout, done.stdout[-500:]  # the dry run's message

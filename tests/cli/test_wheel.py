@@ -29,7 +29,8 @@ def test_the_installed_wheel_replays_and_validates_without_the_repository(tmp_pa
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(reconciled)" in done.stderr + done.stdout
-    policy = next((target / "streams" / "policies").glob("taiyuan-*.yaml"))
-    checked = subprocess.run([sys.executable, "-m", "streams.cli", "policy", "validate", str(policy)],
+    policies = target / "streams" / "policies"  # the policies with their test cases
+    checked = subprocess.run([sys.executable, "-m", "streams.cli", "policy", "validate", str(policies)],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr[-2000:]
+    assert checked.stdout.count("cases pass") == 4, checked.stdout
