@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,10 @@ log = logging.getLogger("checkpoint_streams")
 
 #: (topic name, key, value) of one record
 Handler = Callable[[bytes | None, bytes | None], None]
+
+
+#: how long missing topics are looked for again before the worker gives up (seconds)
+TOPICS_GRACE = 15.0
 
 
 class RegisterFeed:
@@ -42,13 +47,20 @@ class RegisterFeed:
         await consumer.start()
         try:
             # aiokafka's public topics() does not keep the metadata it fetched; ask the client.
-            cluster = await consumer._client.fetch_all_metadata()
-            parts = [TopicPartition(topic, p) for topic in self.handlers
-                     for p in sorted(cluster.partitions_for_topic(topic) or ())]
-            missing = [t for t in self.handlers if not cluster.partitions_for_topic(t)]
+            # Topics created a moment ago (a deployment's first start, `make run`) may reach
+            # this broker's metadata a little later: look again for a while before failing.
+            deadline = time.monotonic() + TOPICS_GRACE
+            while True:
+                cluster = await consumer._client.fetch_all_metadata()
+                missing = [t for t in self.handlers if not cluster.partitions_for_topic(t)]
+                if not missing or time.monotonic() >= deadline or should_stop():
+                    break
+                await asyncio.sleep(0.5)
             if missing:
                 raise RuntimeError(f"topics {', '.join(missing)} are missing: create them first "
                                    "(checkpoint-streams topics)")
+            parts = [TopicPartition(topic, p) for topic in self.handlers
+                     for p in sorted(cluster.partitions_for_topic(topic) or ())]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             end = await consumer.end_offsets(parts)
