@@ -85,17 +85,37 @@ def split_result(result: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any
 
 
 def pool_alert(result: Mapping[str, Any], ctx: Context) -> list[tuple[str, dict[str, Any]]]:
-    """One alert per positive pooled tube (its members get their own events)."""
+    """One alert per positive pooled tube (its members get their own events). It says what
+    the members' decisions will do, as far as it is known where the tube is routed: the
+    place the sample was taken decides for all; without one, each member's last arrival,
+    else the home jurisdiction (streams.engine.evaluate, positive results)."""
     if result.get("kind") != "pooled" or result["result"] != "positive":
         return []
     members = len(result["members"])
-    return [_alert(
-        "positive_pool", "page",
-        {"zh": f"混检管{result['tube']}阳性，{members}名管内人员全部赋红码",
-         "en": f"Pooled tube {result['tube']} positive: all {members} members turn red"},
-        parse_ts(result["event_time"]), ctx, subject=result["tube"], caused_by=[result["id"]],
-        key=result["id"],
-    )]
+    tube = result["tube"]
+    at = parse_ts(result["event_time"])
+    place = result.get("lab_area") or ctx.home
+    policy = ctx.policies.in_force(place, at) if place else None
+    decides = policy is not None and next(iter(policy.rules_on("positive_result")), None) is not None
+    if decides and result.get("lab_area"):
+        text = {"zh": f"混检管{tube}阳性，{members}名管内人员全部赋红码",
+                "en": f"Pooled tube {tube} positive: all {members} members turn red"}
+    elif decides:
+        text = {"zh": f"混检管{tube}阳性，{members}名管内人员全部赋红码（按入境地或属地政策）",
+                "en": f"Pooled tube {tube} positive: all {members} members turn red (under the "
+                      f"policy where each arrived, else the home jurisdiction {place})"}
+    elif result.get("lab_area"):
+        text = {"zh": f"混检管{tube}阳性，但采样地{place}无有效阳性处置政策，{members}名管内人员未赋码",
+                "en": f"Pooled tube {tube} positive, but no policy for positive results is in "
+                      f"force where it was taken ({place}): its {members} members are not turned red"}
+    else:
+        home = place or "未设置"
+        text = {"zh": f"混检管{tube}阳性：仅入境地政策处置阳性的人员赋红码（属地{home}无有效政策）",
+                "en": f"Pooled tube {tube} positive: of its {members} members only those whose last "
+                      f"arrival's policy decides positive results turn red (no policy for them "
+                      f"is in force in the home jurisdiction {place or '(not set)'})"}
+    return [_alert("positive_pool", "page", text, at, ctx, subject=tube,
+                   caused_by=[result["id"]], key=result["id"])]
 
 
 def exposure_alert(notice: Mapping[str, Any], ctx: Context) -> list[tuple[str, dict[str, Any]]]:

@@ -41,3 +41,32 @@ def test_the_place_the_sample_was_taken_decides_before_the_home_jurisdiction():
     changes = [o["value"] for o in replay.outputs if o["topic"] == "checkpoint.code-changes"]
     assert len({c["person"] for c in changes if c["to"] == "red"}) == 3
     assert {c["policy"]["id"] for c in changes} != {"shanxi-2022-01-01-baseline"}
+
+
+def _alert_and_changes(replay: Replay) -> tuple[str, list[dict]]:
+    [alert] = [o["value"] for o in replay.outputs if o["topic"] == "checkpoint.alerts"]
+    changes = [o["value"] for o in replay.outputs if o["topic"] == "checkpoint.code-changes"]
+    return alert["detail"]["en"], changes
+
+
+def test_a_place_with_no_policy_for_positives_is_said_not_claimed():
+    """The alert says only what the members' decisions do: a sample taken where no policy
+    is in force turns nobody red, and the alert says so (each member counts no_policy)."""
+    detail, changes = _alert_and_changes(run(tube(4, lab_area="650102")))  # Urumqi
+    assert changes == []
+    assert detail == ("Pooled tube TUBE-9 positive, but no policy for positive results is in "
+                      "force where it was taken (650102): its 4 members are not turned red")
+
+
+def test_no_home_policy_says_only_arrivals_decide():
+    from streams.engine import load_policy_dir
+    from streams.pipeline.core import CoreConfig, Pipeline
+
+    parsed, rejected = read_recording([orjson.dumps(tube(2))])
+    replay = Replay()
+    replay.core = Pipeline(load_policy_dir(), config=CoreConfig(home="65"))
+    replay.run(parsed, dead_letters=rejected)
+    detail, changes = _alert_and_changes(replay)
+    assert changes == []
+    assert detail.startswith("Pooled tube TUBE-9 positive: of its 2 members only those whose last "
+                             "arrival's policy decides positive results turn red")
