@@ -58,6 +58,9 @@ async def report_part_agent(stream: Any) -> None:
             report = file_part(orjson.loads(event.message.value))
             if report is not None:
                 await live.send([report])
+    except Exception as exc:  # Faust's supervisor starts the agent again; /ready tells
+        live.agent_crashed("report_parts", exc)
+        raise
     finally:
         live.agents["report_parts"] = False
 

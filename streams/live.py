@@ -157,7 +157,9 @@ class Live:
                 max_age_ms=settings.max_age_days * 86_400_000
                 if settings.max_age_days and not streaming else None),
             max_original_bytes=settings.dead_letter_max_original_bytes,
-            home=settings.home_jurisdiction))
+            home=settings.home_jurisdiction,
+            retention_grace=None if settings.retention_grace_days < 0
+            else settings.retention_grace_days * 86_400_000))
         self.persons = persons
         self.states = States(persons, settings.state_cache)
         self.writer = ChangelogWriter(app, persons)
@@ -178,6 +180,8 @@ class Live:
         self.recovering = False
         #: agent name -> running (the readiness view reports one that is not)
         self.agents: dict[str, bool] = {"partitions": False, "report_parts": False}
+        #: agent name -> (monotonic time, exception type) of its last crash
+        self.crashes: dict[str, tuple[float, str]] = {}
         self._names = {settings.topic(name): name for name in (*T.PARTITION_TOPICS, T.REPORT_PARTS)}
         self.feed = RegisterFeed(settings.broker, {
             settings.topic(T.POLICIES): self._on_policy,
@@ -260,6 +264,27 @@ class Live:
         if partition is not None:
             return self.align.latest(partition)
         return max((self.align.latest(p) for p in self.align.tasks), default=0)
+
+    # -------------------------------------------------------------------- agents
+    def agent_crashed(self, name: str, exc: BaseException) -> None:
+        """An agent raised: Faust's supervisor restarts it; readiness reports it down until
+        then, and for `ready_hold_after_crash` seconds after."""
+        self.agents[name] = False
+        self.crashes[name] = (time.monotonic(), type(exc).__name__)
+        log.error("agent crashed: Faust restarts it", extra={"agent": name, "error": repr(exc)})
+
+    def agents_down(self, now: float | None = None) -> list[str]:
+        """Agents not running, and agents restarted less than `ready_hold_after_crash`
+        seconds after a crash (one line each, for /ready)."""
+        now = time.monotonic() if now is None else now
+        down = []
+        for name, running in sorted(self.agents.items()):
+            crash = self.crashes.get(name)
+            if not running:
+                down.append(name if crash is None else f"{name} (crashed: {crash[1]})")
+            elif crash is not None and now - crash[0] < self.settings.ready_hold_after_crash:
+                down.append(f"{name} (restarted {now - crash[0]:.0f} s after a crash: {crash[1]})")
+        return down
 
     # --------------------------------------------------------------------- intake
     def _message(self, event: Any) -> Message:
@@ -391,12 +416,19 @@ class Live:
                 metrics.INPUTS.labels(work.stream, decision.status).inc()
             if work.kind == TICK:
                 self.due.decided(work.person)
+            if decision.forget:  # nothing in it can matter any more: tombstone it
+                self.states.gone(work.person)
+                unit.rows.append((work.person.encode(), None))
+                self.due.note(work.person, None)
+                self.colours.pop(work.person, None)
+                metrics.PERSON_STATES_DELETED.inc()
+                continue
             state = decision.state
             if state is None or state is before or not _changed(work, decision, before):
                 continue
             self.states.decided(state)
             unit.states.append(state)
-            self.due.note(work.person, state.next_due())
+            self.due.note(work.person, self.core.due(state))
             self.colours[work.person] = tuple(c.colour for c in state.controls)
 
     def _count(self, partition: int, cells: Cells, source: str, offset: int | None,
@@ -617,7 +649,7 @@ class Live:
                         state = PersonState.from_json(orjson.loads(raw))
                         self.core.index.add(state)
                         self.colours[person] = tuple(c.colour for c in state.controls)
-                        self.due.note(person, state.next_due())
+                        self.due.note(person, self.core.due(state))
                 log.info("indexes rebuilt", extra={"visitors": len(self.core.index),
                                                    "pending": len(self.due)})
             finally:

@@ -32,6 +32,9 @@ CODE_CHANGES = Counter("checkpoint_code_changes_total", "Code-change events by k
                        ["kind", "from_colour", "to_colour", "rule"])
 ALERTS = Counter("checkpoint_alerts_total", "Alerts raised, by kind and severity", ["kind", "severity"])
 PERSONS = Gauge("checkpoint_persons", "Persons held in state on this worker")
+PERSON_STATES_DELETED = Counter(
+    "checkpoint_person_states_deleted_total",
+    "Person states deleted (tombstoned) once nothing in them could matter (docs/privacy.md)")
 ACTIVE_CONTROLS = Gauge("checkpoint_active_controls", "Active controls on this worker, by colour",
                         ["colour"])
 PENDING_RELEASES = Gauge("checkpoint_pending_releases", "Persons with a timed transition pending")

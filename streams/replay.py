@@ -27,7 +27,7 @@ from . import codec
 from .engine import TICK, PersonState, PolicyBook, Register, VisitorIndex, load_policy_dir
 from .engine.timeutil import parse_ts
 from .pipeline import CoreConfig, Decision, Message, Pipeline, Routed, Work
-from .pipeline.core import PERSON_INPUTS, OrderKey
+from .pipeline.core import DEFAULT_RETENTION_GRACE, PERSON_INPUTS, OrderKey
 from .reports import ReportTally
 from .topics import STREAM_LABEL
 
@@ -141,14 +141,19 @@ class Replay:
     """In-memory states around a `Pipeline`; `run` feeds records through it."""
 
     def __init__(self, policies: PolicyBook | None = None,
-                 limits: codec.Limits | None = None) -> None:
+                 limits: codec.Limits | None = None,
+                 retention_grace: int | None = DEFAULT_RETENTION_GRACE) -> None:
         self.core = Pipeline(policies or load_policy_dir(),
-                             config=CoreConfig(None, limits or codec.Limits(None, None)))
+                             config=CoreConfig(None, limits or codec.Limits(None, None),
+                                               retention_grace=retention_grace))
         self.states: dict[str, PersonState] = {}
         self.clock = 0
         self.tally = Tally()
         self.reports = ReportTally()
         self._due: list[tuple[int, str]] = []
+        #: person -> when their state was deleted, nothing in it mattering any more
+        #: (`PersonState.matters_until`; docs/privacy.md)
+        self.deleted: dict[str, int] = {}
         self.outputs: list[dict[str, Any]] = []
 
     @property
@@ -171,9 +176,12 @@ class Replay:
 
     def _decide(self, work: Work) -> Decision:
         decision = self.core.decide(work, self.states.get(work.person), self.clock)
-        if decision.state is not None:
+        if decision.forget:  # nothing in it can matter any more (docs/privacy.md)
+            del self.states[work.person]
+            self.deleted[work.person] = self.clock
+        elif decision.state is not None:
             self.states[work.person] = decision.state
-            due = decision.state.next_due()
+            due = self.core.due(decision.state)
             if due is not None:
                 heapq.heappush(self._due, (due, work.person))
         self.reports.add(decision.counts)
@@ -185,7 +193,8 @@ class Replay:
         self.clock = max(self.clock, moment)
         while self._due and self._due[0][0] <= self.clock:
             due, person = heapq.heappop(self._due)
-            if self.states[person].next_due() != due:
+            state = self.states.get(person)
+            if state is None or self.core.due(state) != due:
                 continue  # stale heap entry: the person changed since it was pushed
             self._decide(Work(person, TICK, {}, "timer", _TIMER))
 

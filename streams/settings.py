@@ -134,6 +134,12 @@ class Settings:
     #: where a positive result with no place and no arrival is decided (a jurisdiction
     #: code: the province of the bundled policies by default)
     home_jurisdiction: str = "14"
+    #: days a person's state is kept once nothing in it can matter any more, then deleted
+    #: (tombstone); -1 keeps states for ever (docs/privacy.md, "Retention")
+    retention_grace_days: int = 2
+    #: seconds /ready stays 503 after an agent crashed and was restarted, so that a
+    #: probe every few seconds sees it (and a crash loop keeps the worker not ready)
+    ready_hold_after_crash: float = 30.0
     log_level: str = "info"
 
     @property
@@ -152,6 +158,10 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and check every setting; raises `SettingsError` (one line) on the first bad one."""
         env = os.environ if env is None else env
+        for name, instead in RETIRED.items():
+            retired = env.get(name, "").strip()
+            if retired:
+                raise SettingsError(f"{name}={retired!r}: no longer read; {instead(retired)}")
         values: dict[str, Any] = {}
         for attribute, (name, parse) in _SOURCES.items():
             text = env.get(name)
@@ -199,7 +209,19 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "dead_letter_max_original_bytes": ("CHECKPOINT_DEAD_LETTER_MAX_ORIGINAL_BYTES",
                                        _number(int, 1024, 700_000)),
     "home_jurisdiction": ("CHECKPOINT_HOME_JURISDICTION", _jurisdiction),
+    "retention_grace_days": ("CHECKPOINT_RETENTION_GRACE_DAYS", _number(int, -1, 3650)),
+    "ready_hold_after_crash": ("CHECKPOINT_READY_HOLD_AFTER_CRASH", _number(float, 0.0)),
     "log_level": ("CHECKPOINT_LOG_LEVEL", _choice("debug", "info", "warning", "error", "critical")),
+}
+
+#: names earlier versions read. A worker refuses them rather than ignore them: ignored, a
+#: staging deployment's prefix would silently put it in production's topics and group
+RETIRED: dict[str, Callable[[str], str]] = {
+    "CHECKPOINT_TOPIC_PREFIX": lambda text: (
+        f"set CHECKPOINT_NAMESPACE={text.strip().rstrip('.') or 'NAME'} instead (it names the "
+        "topics, the app id, the consumer group and Faust's internal topics)"),
+    "CHECKPOINT_APP_ID": lambda text: (
+        "the app id is <CHECKPOINT_NAMESPACE>.checkpoint-streams: set CHECKPOINT_NAMESPACE instead"),
 }
 
 #: every setting's environment name (docs and the deployment files are checked against it)

@@ -23,21 +23,26 @@ async def health(web: Any, request: Any) -> Any:
 
 @app.page("/ready")
 async def ready(web: Any, request: Any) -> Any:
-    """Ready to decide: the register caught up, partitions assigned, none recovering, and
-    the agents running (an agent that crashed and restarts is not ready)."""
+    """Ready to decide: the register caught up, partitions assigned and no rebalance under
+    way, the person table not recovering, and the agents running (an agent that crashed
+    is not ready while Faust restarts it, nor for `CHECKPOINT_READY_HOLD_AFTER_CRASH`
+    seconds after)."""
     partitions = sorted(live.assigned())
-    down = sorted(name for name, running in live.agents.items() if not running)
+    down = live.agents_down()
     problems = []
     if not live.feed.ready.is_set():
         problems.append("register not caught up")
     if not partitions:
         problems.append("no partitions assigned")
+    if app.rebalancing:
+        problems.append("partitions being reassigned (rebalance)")
     if live.recovering or app.in_recovery:
         problems.append("person table recovering")
     if down:
         problems.append("agents down: " + ", ".join(down))
     return web.json({"ready": not problems, "register_areas": len(live.core.register),
-                     "partitions": partitions, "problems": problems},
+                     "partitions": partitions, "agents": dict(sorted(live.agents.items())),
+                     "problems": problems},
                     status=200 if not problems else 503)
 
 

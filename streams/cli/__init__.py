@@ -20,7 +20,7 @@ Conventions every subcommand keeps:
 
 from __future__ import annotations
 
-from . import edge, live, lookup, policy, replay, report  # noqa: F401 - the commands
+from . import edge, lag, live, lookup, policy, replay, report  # noqa: F401 - the commands
 from .common import fail, note
 from .group import main
 

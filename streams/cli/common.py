@@ -128,12 +128,24 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
         yield lambda advance: bar.advance(task, advance)
 
 
+def _retention_grace() -> int | None:
+    """The deployment's retention grace ($CHECKPOINT_RETENTION_GRACE_DAYS), so that a
+    look-up in a recording forgets a person when the workers would (docs/privacy.md)."""
+    from ..settings import Settings, SettingsError
+
+    try:
+        days = Settings.from_env().retention_grace_days
+    except SettingsError as exc:
+        fail(str(exc))
+    return None if days < 0 else days * 86_400_000
+
+
 def _replay_state(path_text: str, until: int | None, book: PolicyBook) -> Any:
     """A finished replay of a recording (for status and areas), with a progress bar."""
     from ..replay import Replay
 
     records, _ = _recording(path_text)
-    run = Replay(book)
+    run = Replay(book, retention_grace=_retention_grace())
     with _progress(len(records), "replay") as advance:
         for record in records:
             run.feed(record)

@@ -35,7 +35,7 @@ class Main(click.Group):
             return sys.modules.get(module) is not None
 
     #: the order `--help` lists the commands in (the rest after them)
-    ORDER: ClassVar[tuple[str, ...]] = ("replay", "worker", "topics", "produce", "status",
+    ORDER: ClassVar[tuple[str, ...]] = ("replay", "worker", "topics", "produce", "lag", "status",
                                         "areas", "report", "policy", "broker", "person-ref",
                                         "generate-key")
 
@@ -104,7 +104,7 @@ def main() -> None:
       make replay   the same scenario offline:
                     checkpoint-streams replay tests/scenarios/z22.jsonl --table
     \b
-    Live:      broker start|stop|status, topics, worker, produce FILE, load
+    Live:      broker start|stop|status, topics, worker, produce FILE, load, lag
     Look up:   status PERSON, areas                (--worker URL or --recording FILE)
     Policies:  policy validate|show|list|diff|backtest|publish
     Reports:   report RECORDING --day 2022-08-19 [--area 1407]

@@ -72,9 +72,10 @@ def topics_cmd(broker: str) -> None:
     """Create every topic of the contract (partitions and compaction from asyncapi.yaml)."""
     from ..admin import BrokerUnreachable, create_topics
 
+    prefix = namespaced("")  # a bad namespace setting is one line, before the broker
     _check_broker(broker)
     try:
-        created = create_topics(broker)
+        created = create_topics(broker, prefix=prefix)
     except BrokerUnreachable as exc:
         fail(str(exc))
     click.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))

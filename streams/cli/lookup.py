@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..engine.timeutil import format_ts
 from ..status import person_status
 from .common import (
     EXIT_NOT_FOUND,
@@ -51,6 +52,9 @@ def status(person: str, worker_url: str | None, recording: str | None, until: in
     if recording:
         run = _replay_state(recording, until, _policies(policy_dir))
         state = run.states.get(person)
+        if state is None and person in run.deleted:
+            fail(f"person {person}'s state was deleted at {format_ts(run.deleted[person])}: "
+                 "nothing in it could matter any more (docs/privacy.md)", EXIT_NOT_FOUND)
         if state is None:
             fail(f"no person {person} in {recording}", EXIT_NOT_FOUND)
         shown, source = person_status(state, run.clock), f"replay of {recording}"

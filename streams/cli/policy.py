@@ -38,10 +38,11 @@ def policy() -> None:
 
     \b
     The life of a new policy (docs/policies.md), with the example in docs/examples:
-      checkpoint-streams policy validate docs/examples/taiyuan-2022-09-01.yaml
-      checkpoint-streams policy diff streams/policies/taiyuan-2022-08-20.yaml docs/examples/taiyuan-2022-09-01.yaml
-      checkpoint-streams policy backtest docs/examples/taiyuan-2022-09-01.yaml tests/scenarios/taiyuan-0820.jsonl
-      checkpoint-streams policy publish docs/examples/taiyuan-2022-09-01.yaml   # workers switch at its valid_from
+      P=docs/examples/taiyuan-2022-09-01.yaml
+      checkpoint-streams policy validate $P
+      checkpoint-streams policy diff streams/policies/taiyuan-2022-08-20.yaml $P
+      checkpoint-streams policy backtest $P tests/scenarios/taiyuan-0820.jsonl
+      checkpoint-streams policy publish $P      # workers switch at its valid_from
     """
 
 

@@ -55,6 +55,16 @@ class Context:
     #: the deployment's home jurisdiction: where a positive result is decided when
     #: neither the sample's place nor the person's arrival is known
     home: str | None = DEFAULT_HOME
+    #: how long (ms) a state is kept after nothing in it can matter any more
+    #: (`PersonState.matters_until`); None keeps every state for ever
+    retention_grace: int | None = None
+
+    def forget_at(self, state: PersonState) -> int | None:
+        """When `state` is to be deleted (None: not now foreseeable, or never)."""
+        if self.retention_grace is None:
+            return None
+        until = state.matters_until(self.policies.max_lookback_days)
+        return None if until is None else until + self.retention_grace
 
 
 @dataclass(slots=True)
@@ -62,6 +72,8 @@ class Outcome:
     state: PersonState
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     status: str = "applied"  # applied | duplicate | no_policy | unmatched | rejected
+    #: the state is to be deleted: nothing in it can matter any more (a timer's tick)
+    forget: bool = False
 
 
 def digest(*parts: object) -> str:
@@ -705,6 +717,8 @@ def process(
     outcome = Outcome(state=state)
     if kind == TICK:
         outcome.events.extend(advance(state, ctx, ctx.now))
+        forget_at = ctx.forget_at(state)
+        outcome.forget = not outcome.events and forget_at is not None and forget_at <= ctx.now
         return outcome
     at = parse_ts(value["event_time"])
     if kind in (REEVALUATE, EXPOSURE):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .policy import COLOUR_RANK, MARK_RANK
-from .timeutil import HOUR_MS, day_start, local_day
+from .timeutil import HOUR_MS, day_start, local_day, parse_ts
 
 SEEN_LIMIT = 512
 HISTORY_LIMIT = 50
@@ -77,6 +77,11 @@ class Control:
                        list(self.satisfied), list(self.missed), self.checked_day, self.landing,
                        list(self.negatives), self.hold, self.window_alerted, self.area)
         return copy
+
+
+def _instant(at: int | str) -> int:
+    """History entries keep their time as text, the rest as epoch milliseconds."""
+    return parse_ts(at) if isinstance(at, str) else at
 
 
 #: (instant, order, action, control, argument): one transition time alone will make
@@ -160,3 +165,25 @@ class PersonState:
     def next_due(self) -> int | None:
         """The earliest instant a timer may change this person (None: nothing pending)."""
         return min((step[0] for step in self.steps()), default=None)
+
+    def matters_until(self, lookback_days: int) -> int | None:
+        """The instant from which nothing in this state can change a decision or a report
+        any more (docs/privacy.md, "Retention"); None while something still can: an active
+        control (its release, test days and held release included) or an unresolved
+        positive result.
+
+        Otherwise the latest of: each stay and trip leaving the longest lookback window of
+        the policies (`lookback_days`: a raise or an exposed trip can no longer reach it),
+        and each day the person was seen (arrival, results, code changes) plus one, whose
+        daily report is filed in the first minutes of the next day.
+        """
+        if self.controls or self.positive is not None:
+            return None
+        ends = [day_start(day + lookback_days + 1) for day in self.visits.values()]
+        ends.extend(day_start(trip["day"] + lookback_days + 1) for trip in self.trips.values())
+        seen = [entry["at"] for entry in self.history]
+        seen.extend(result["collected"] for result in self.results)
+        if self.arrival is not None:
+            seen.append(self.arrival["at"])
+        ends.extend(day_start(local_day(_instant(at)) + 2) for at in seen)
+        return max(ends, default=0)

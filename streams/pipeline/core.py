@@ -77,6 +77,9 @@ FORWARDED, MEMBER, REGISTER, RAISE, EXPOSED, TICKED = (
 OrderKey = tuple[int, int, tuple[int, Any]]
 
 
+#: states are deleted two days after nothing in them can matter (docs/privacy.md)
+DEFAULT_RETENTION_GRACE = 2 * 86_400_000
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One record as it arrived: a Kafka message (partition, offset) or a recording line."""
@@ -145,6 +148,8 @@ class Decision:
     status: str  # applied | duplicate | no_policy | unmatched | rejected | dead_letter
     counts: Cells = field(default_factory=dict)
     error: BaseException | None = None
+    #: the person's state is to be deleted (the shells drop it: table tombstone, caches)
+    forget: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,8 @@ class CoreConfig:
     limits: codec.Limits = field(default_factory=lambda: codec.Limits(None, None))
     max_original_bytes: int = codec.DEFAULT_MAX_ORIGINAL_BYTES
     home: str | None = DEFAULT_HOME  # see `Context.home`
+    #: how long a state is kept once nothing in it can matter (ms; None: for ever)
+    retention_grace: int | None = DEFAULT_RETENTION_GRACE
 
 
 class Pipeline:
@@ -251,7 +258,7 @@ class Pipeline:
         elif topic == T.CONTACT_NOTICES and value["kind"] == "exposed_trip":
             self._route_exposed_trip(message, value, routed, now)
         elif topic == T.PCR_RESULTS:
-            alerts = pool_alert(value, Context(self.register, self.policies, now, self.config.home))
+            alerts = pool_alert(value, self.context(now))
             routed.outputs.extend(self._events(alerts, routed.stream))
             routed.counts = contributions(None, value, "applied", alerts, None, None, self.policies)
             for person, result in sorted(split_result(value), key=lambda member: member[0]):
@@ -315,7 +322,7 @@ class Pipeline:
         if self.config.partitions is None and not applied:
             routed.status = "duplicate"
             return
-        alerts = exposure_alert(notice, Context(self.register, self.policies, now, self.config.home))
+        alerts = exposure_alert(notice, self.context(now))
         routed.outputs.extend(self._events(alerts, routed.stream))
         routed.counts = contributions(None, notice, "applied", alerts, None, None, self.policies)
         if self.config.partitions is None:
@@ -389,8 +396,7 @@ class Pipeline:
         this input (reason `processing_error`) and leaves the person's state unchanged."""
         clock = work.now if work.now is not None else now
         try:
-            outcome = process(state, work.person, work.kind, work.value,
-                              Context(self.register, self.policies, clock, self.config.home))
+            outcome = process(state, work.person, work.kind, work.value, self.context(clock))
             counts = contributions(work.kind, work.value, outcome.status, outcome.events,
                                    state, outcome.state, self.policies)
         except Exception as exc:  # the error boundary: this input only
@@ -399,9 +405,21 @@ class Pipeline:
                                       input_id=_input_id(work.value))
             letter = self.dead_letter(work.origin, rejected, now, subject=work.person)
             return Decision(state, [letter], "dead_letter", error=exc)
+        if outcome.forget:
+            return Decision(None, [], outcome.status, counts, forget=True)
         self.index.add(outcome.state)
         return Decision(outcome.state, self._events(outcome.events, work.stream), outcome.status,
                         counts)
+
+    def context(self, now: int) -> Context:
+        return Context(self.register, self.policies, now, self.config.home,
+                       self.config.retention_grace)
+
+    def due(self, state: PersonState) -> int | None:
+        """When a timer must next look at this person: a transition time alone makes, or
+        the deletion of a state nothing in it can matter to any more."""
+        times = [t for t in (state.next_due(), self.context(0).forget_at(state)) if t is not None]
+        return min(times, default=None)
 
     @staticmethod
     def _events(events: Iterable[tuple[str, dict[str, Any]]], stream: str) -> list[Output]:

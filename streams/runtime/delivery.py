@@ -51,7 +51,8 @@ class Unit:
 
     deliveries: list[asyncio.Future[Any]] = field(default_factory=list)
     states: list[PersonState] = field(default_factory=list)
-    rows: list[tuple[bytes, bytes]] = field(default_factory=list)  # partition rows (counts)
+    #: partition rows (counts) and deleted persons' tombstones (None)
+    rows: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)  # to acknowledge at the end
 
     def __bool__(self) -> bool:
@@ -122,6 +123,9 @@ class Committer:
         deliveries = await self.writer.write(rows)
         for state, raw in written:
             self.states.stored(state, raw)
+        for key, value in unit.rows:
+            if value is None:
+                self.states.deleted(key.decode())
         for delivery in deliveries:
             delivery.add_done_callback(functools.partial(undelivered, self.writer.topic,
                                                          self.on_failure))

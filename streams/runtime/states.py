@@ -32,11 +32,15 @@ class States:
         #: person -> (the table value, the state decoded from it), oldest first (an
         #: OrderedDict: evicting a dict's oldest entry scans past every deleted slot)
         self._decoded: OrderedDict[str, tuple[bytes, PersonState]] = OrderedDict()
+        #: persons whose state is deleted but whose tombstone is not written yet
+        self._gone: set[str] = set()
 
     def get(self, person: str) -> PersonState | None:
         state = self.inflight.get(person)
         if state is not None:
             return state
+        if person in self._gone:
+            return None
         raw = self.table.get(person.encode())
         if not raw:
             return None
@@ -58,6 +62,16 @@ class States:
             del self.inflight[state.person]
         self._remember(state.person, raw, state)
 
+    def gone(self, person: str) -> None:
+        """The person's state is deleted; its tombstone is written when `deleted` says so."""
+        self.inflight.pop(person, None)
+        self._decoded.pop(person, None)
+        self._gone.add(person)
+
+    def deleted(self, person: str) -> None:
+        """The tombstone is written: the table has no row for the person any more."""
+        self._gone.discard(person)
+
     def is_newest(self, state: PersonState) -> bool:
         """Is `state` still the newest decided state of its person (no later decision)?"""
         return self.inflight.get(state.person) is state
@@ -66,6 +80,7 @@ class States:
         for person in persons:
             self.inflight.pop(person, None)
             self._decoded.pop(person, None)
+            self._gone.discard(person)
 
     def _remember(self, person: str, raw: bytes, state: PersonState) -> None:
         self._decoded[person] = (raw, state)
@@ -79,7 +94,7 @@ class States:
         for key, raw in list(self.table.items()):
             if raw and not key.startswith(PARTITION_ROW):
                 person = key.decode()
-                if person not in inflight:
+                if person not in inflight and person not in self._gone:
                     yield person, raw
         for person, state in inflight.items():
             yield person, orjson.dumps(state)

@@ -9,7 +9,8 @@ import pytest
 
 from tests.cli.conftest import REPO, one_line_error
 
-COMMANDS = ["replay", "worker", "topics", "produce", "status", "areas", "report", "policy", "broker"]
+COMMANDS = ["replay", "worker", "topics", "produce", "lag", "status", "areas", "report", "policy",
+            "broker"]
 
 
 def test_help_teaches_the_first_steps_and_lists_every_command(run):

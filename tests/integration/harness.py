@@ -142,6 +142,10 @@ class Worker:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        bind = self.env.get("CHECKPOINT_WEB_BIND", "")
+        #: where its web server answers (its bind address; loopback when it binds them all)
+        self.host = bind if bind not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        self.url = f"http://{self.host}:{self.port}"
 
     def start(self, wait: bool = True) -> Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -155,7 +159,7 @@ class Worker:
 
     def get(self, path: str) -> tuple[int, Any]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+            with urllib.request.urlopen(self.url + path, timeout=5) as resp:
                 return resp.status, orjson.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, orjson.loads(err.read() or b"null")

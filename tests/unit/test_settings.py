@@ -59,6 +59,26 @@ def test_a_setting_that_cannot_work_is_one_line_naming_it(name: str, value: str,
     assert message.startswith(f"{name}=") and words in message and "\n" not in message
 
 
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("CHECKPOINT_TOPIC_PREFIX", "staging.", "set CHECKPOINT_NAMESPACE=staging instead"),
+    ("CHECKPOINT_APP_ID", "staging-app", "set CHECKPOINT_NAMESPACE instead"),
+])
+def test_a_retired_setting_is_refused_not_ignored(name: str, value: str, words: str) -> None:
+    """Ignored, a staging prefix would put staging's worker in production's group and topics."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value, "CHECKPOINT_NAMESPACE": "staging"})
+    message = str(caught.value)
+    assert message.startswith(f"{name}=") and "no longer read" in message and words in message
+    assert Settings.from_env({name: " "}).app_id == "checkpoint-streams"  # set but empty: fine
+
+
+def test_readiness_holds_after_a_crash_for_the_configured_time() -> None:
+    assert Settings.from_env({}).ready_hold_after_crash == 30.0
+    assert Settings.from_env({"CHECKPOINT_READY_HOLD_AFTER_CRASH": "4"}).ready_hold_after_crash == 4.0
+    with pytest.raises(SettingsError):
+        Settings.from_env({"CHECKPOINT_READY_HOLD_AFTER_CRASH": "-1"})
+
+
 def test_the_worker_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "CHECKPOINT_CLOCK": "sundial", "CHECKPOINT_DATA_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--no-create-topics"],
