@@ -35,7 +35,7 @@ fuzz: install  ## a million hostile inputs through the gate and the pipeline cor
 	$(PY) -m bench.fuzz --inputs $${FUZZ_INPUTS:-1000000} --workers 2
 
 lint: install
-	$(VENV)/bin/ruff check streams tests $(wildcard bench)
+	$(VENV)/bin/ruff check streams tests deploy/k8s $(wildcard bench)
 	$(VENV)/bin/mypy
 
 ## bench: benchmark on a running local broker (BROKER=host:port, QUICK=1 for the ~2 min run)
