@@ -338,7 +338,8 @@ def main(scenarios: tuple[str, ...], port: int, web_port: int, keep: bool | None
 
     def summary(removed: str = "removed") -> str:
         agree = sum(o.agrees for o in outcomes)
-        return (f"make run: {len(outcomes)} scenarios, {sum(o.inputs for o in outcomes)} inputs "
+        plural = "" if len(outcomes) == 1 else "s"
+        return (f"make run: {len(outcomes)} scenario{plural}, {sum(o.inputs for o in outcomes)} inputs "
                 f"-> {sum(o.changes for o in outcomes)} code changes, "
                 f"{sum(o.alerts for o in outcomes)} alerts, "
                 f"{sum(o.dead_letters for o in outcomes)} dead letters; live = replay for "

@@ -15,6 +15,7 @@ event times of *now* (wall clock), and every test reads what they did:
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -290,3 +291,24 @@ def test_logs_are_json_lines_with_input_ids_and_no_identity_number(stack: Stack)
     assert any(e["msg"] == "register ready" for e in ours)
     # everything logged through logging is JSON: Faust's and aiokafka's lines too
     assert {"faust.worker", "checkpoint_streams"} <= {e["logger"] for e in events}
+
+
+def test_promtool_check_metrics_passes_for_every_checkpoint_series(stack: Stack, promtool: str):
+    """Issue 16.11: the project's own series follow Prometheus' naming rules (promtool's
+    linter); Faust's and the runtime's names are upstream's, listed in docs/observability.md."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.worker.port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=60)
+    problems = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    ours = [line for line in problems if line.startswith("checkpoint_")]
+    assert ours == [], ours
+    families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert {f for f in families if f.startswith("checkpoint_")}, families
+    upstream = sorted(f for f in families if f.startswith("faust_") and not f.endswith("_created"))
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    missing = [f for f in upstream if f"`{f}`" not in doc]
+    assert missing == [], missing
+    others = sorted(f for f in families
+                    if not f.startswith(("checkpoint_", "faust_", "process_", "python_")))
+    assert others == [], others
