@@ -16,6 +16,7 @@ input not accounted for as decided, forwarded-and-decided or dead-lettered.
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import time
 from collections import Counter
@@ -44,7 +45,7 @@ def _mutate(rng: random.Random, record: dict[str, Any]) -> tuple[bytes, bytes | 
         if roll < 0.25 and fields:
             del value[rng.choice(fields)]
         elif roll < 0.5 and fields:
-            value[rng.choice(fields)] = rng.choice(JUNK)
+            value[rng.choice(fields)] = copy.deepcopy(rng.choice(JUNK))
         elif roll < 0.6 and fields:
             value[rng.choice(fields)] = f"holder {RAW_ID}"
         elif roll < 0.65:
@@ -52,7 +53,7 @@ def _mutate(rng: random.Random, record: dict[str, Any]) -> tuple[bytes, bytes | 
         elif roll < 0.7:
             headers = (("scanner", rng.choice([RAW_ID.encode(), b"fw-1.2"])),)
         elif roll < 0.75:
-            value = rng.choice(JUNK)
+            value = copy.deepcopy(rng.choice(JUNK))  # mutated later: never the shared one
         elif roll < 0.8 and isinstance(value, dict):
             value["padding"] = "y" * rng.choice((10, 70_000, 400_000))
     raw = orjson.dumps(value)
