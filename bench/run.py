@@ -266,14 +266,14 @@ def section_engine(plan: Plan, seed: int) -> dict[str, Any]:
     parsed, dead = read_recording(orjson.dumps(r) for r in records)
     replay = Replay(policies)
     decisions = 0
-    person = replay._person
+    decide = replay._decide
 
-    def counted(*args: Any) -> str:
+    def counted(*args: Any) -> Any:
         nonlocal decisions
         decisions += 1
-        return person(*args)
+        return decide(*args)
 
-    replay._person = counted  # type: ignore[method-assign]
+    replay._decide = counted  # type: ignore[method-assign]
     started = time.perf_counter()
     replay.run(parsed)
     replay_seconds = time.perf_counter() - started
@@ -342,35 +342,107 @@ def section_floor(broker: str, records: list[dict[str, Any]], mode: str) -> dict
 
 
 def section_pipeline(broker: str, records: list[dict[str, Any]], workers: int,
-                     log_dir: Path) -> dict[str, Any]:
+                     log_dir: Path, clock: str = "wall",
+                     seen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The backlog through `workers` real workers. Wall clock: workers first, joined and
+    idle, then the backlog as fast as the producer goes (no rebalance in the measured
+    span). Stream clock: the backlog first, then the workers, which take what the broker
+    holds in event-time order (as a replay does). `seen` receives the run's output ids
+    and every person's final code and controls, for `equivalence`."""
     ns = Namespace(broker)
     started: list[Worker] = []
     probe = Probe(ns)
     try:
-        # workers first, joined and idle, then the backlog as fast as the producer goes:
-        # no rebalance in the measured span, and the producer outruns the workers
+        if clock == "stream":
+            preload(ns, records)
         for index in range(workers):
-            started.append(Worker(ns, log_dir, clock="wall", name=f"p{workers}-{index}").start(wait=False))
+            started.append(Worker(ns, log_dir, clock=clock,
+                                  name=f"p{workers}-{clock}-{index}").start(wait=False))
         for worker in started:
             worker.wait_ready()
         probe.wait_stable(workers)
         assignments = sum(_assignments(w) for w in started)
         cpu_before = sum(_cpu_seconds(w) for w in started)
-        preload(ns, records)
+        if clock == "wall":
+            preload(ns, records)
         probe.wait_idle(timeout=max(300.0, len(records) / 50))
         cpu = sum(_cpu_seconds(w) for w in started) - cpu_before
         result = _throughput(ns, records)
         result["workers"] = workers
+        result["clock"] = clock
         result["rebalances_during_run"] = sum(_assignments(w) for w in started) - assignments
         # CPU time is what a shared machine does not distort much: compare it per record
+        # (on the stream clock it includes the start: the backlog waits for the workers)
         result["cpu_seconds"] = cpu
         result["cpu_us_per_record"] = cpu / len(records) * 1e6
+        if seen is not None:
+            seen.update(_outcome(ns))
+            result["persons_final"] = len(seen["final"])
+            result["output_ids"] = len(seen["ids"])
         return result
     finally:
         probe.close()
         for worker in started:
             worker.stop()
         drop_namespace(ns)
+
+
+def _outcome(ns: Namespace) -> dict[str, Any]:
+    """What a run leaves: the ids of its code changes and alerts, and every person's
+    final code and active controls (the persons changelog, last record per key)."""
+    outputs = asyncio.run(read_outputs(ns.bootstrap, [ns.topic(t) for t in OUTPUTS[:2]]))
+    ids = sorted(orjson.loads(value)["id"] for *_, value in outputs)
+    rows = asyncio.run(read_rows(ns.bootstrap, f"{ns.app_id}-persons-changelog"))
+    final = {}
+    for key, value in rows.items():
+        if value is None or key.startswith(b"\x00"):
+            continue
+        state = orjson.loads(value)
+        if not isinstance(state, dict) or "person" not in state:
+            continue  # a partition row (report counts), not a person
+        final[state["person"]] = (state["colour"], tuple(sorted(c["id"] for c in state["controls"])))
+    return {"ids": ids, "final": final}
+
+
+async def read_rows(broker: str, topic: str) -> dict[bytes, bytes | None]:
+    """The last value of every key of a (compacted) topic."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
+                                group_id=None)
+    await consumer.start()
+    rows: dict[bytes, bytes | None] = {}
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end[tp] for tp in parts])
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for message in messages:
+                    rows[message.key] = message.value
+        return rows
+    finally:
+        await consumer.stop()
+
+
+def equivalence(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
+    """One worker against two: persons whose final code or controls differ, and outputs
+    (by id) only one of the runs emitted."""
+    persons = set(one["final"]) | set(two["final"])
+    differing = sorted(p for p in persons if one["final"].get(p) != two["final"].get(p))
+    only_one, only_two = set(one["ids"]) - set(two["ids"]), set(two["ids"]) - set(one["ids"])
+    return {"persons": len(persons), "persons_differing": len(differing),
+            "examples": differing[:5], "outputs_one": len(one["ids"]),
+            "outputs_two": len(two["ids"]), "outputs_only_one": len(only_one),
+            "outputs_only_two": len(only_two),
+            "same_final_states": not differing,
+            "identical_outputs": not only_one and not only_two}
 
 
 def _assignments(worker: Worker) -> int:
@@ -532,7 +604,9 @@ def markdown(result: dict[str, Any]) -> str:
             rows.append((label, f"{_fmt(floor['records_per_second'])} rec/s",
                          (f"{share:.0%} of the ceiling; " if share else "")
                          + f"{_fmt(floor.get('cpu_us_per_record'))} µs CPU/record"))
-    for label, run in (("pipeline, 1 worker", one), ("pipeline, 2 workers", two)):
+    for label, run in (("pipeline, 1 worker", one), ("pipeline, 2 workers", two),
+                       ("pipeline, 1 worker, stream clock", s.get("pipeline_1_stream", {})),
+                       ("pipeline, 2 workers, stream clock", s.get("pipeline_2_stream", {}))):
         if run.get("records_per_second"):
             load = run.get("load_1min", ["?", "?"])
             rows.append((label, f"{_fmt(run['records_per_second'])} rec/s "
@@ -550,6 +624,21 @@ def markdown(result: dict[str, Any]) -> str:
         rows.append(("**CPU per record: ceiling / 1 worker**",
                      f"**{ratio['ceiling_cpu_over_pipeline_cpu']:.0%}**",
                      "the same ratio in CPU time, less distorted by other load"))
+    budget = result.get("cpu_budget_us_per_record")
+    if budget:
+        rows.append(("**1 worker CPU / (Faust floor + offline replay)**",
+                     f"**{ratio['pipeline_cpu_over_floor_plus_replay']:.2f}×**",
+                     f"{_fmt(budget['pipeline'])} µs against {_fmt(budget['floor_table'])} + "
+                     f"{_fmt(budget['replay'])} µs; target ≤ 1"))
+    for clock, same in result.get("equivalence", {}).items():
+        rows.append((f"1 vs 2 workers, {clock} clock",
+                     ("same final states" if same["same_final_states"] else
+                      f"{same['persons_differing']:,} persons differ")
+                     + ("; identical outputs" if same["identical_outputs"] else
+                        f"; outputs only in 1: {same['outputs_only_one']:,}, only in 2: "
+                        f"{same['outputs_only_two']:,}"),
+                     f"{same['persons']:,} persons; {same['outputs_one']:,} / "
+                     f"{same['outputs_two']:,} outputs (code changes and alerts, by id)"))
     if "two_over_one" in ratio:
         rows.append(("**2 workers / 1 worker**", f"**{ratio['two_over_one']:.2f}×**",
                      "2 cores shared with the broker"))
@@ -653,8 +742,20 @@ def main(argv: list[str] | None = None) -> int:
         attempt("floor_consume", lambda: section_floor(args.broker, backlog, "consume"))
         attempt("floor_table", lambda: section_floor(args.broker, backlog, "table"))
     if "pipeline" in only:
-        attempt("pipeline_1", lambda: section_pipeline(args.broker, backlog, 1, log_dir))
-        attempt("pipeline_2", lambda: section_pipeline(args.broker, backlog, 2, log_dir))
+        runs: dict[str, dict[str, Any]] = {name: {} for name in
+                                           ("wall_1", "wall_2", "stream_1", "stream_2")}
+        attempt("pipeline_1", lambda: section_pipeline(args.broker, backlog, 1, log_dir,
+                                                       seen=runs["wall_1"]))
+        attempt("pipeline_2", lambda: section_pipeline(args.broker, backlog, 2, log_dir,
+                                                       seen=runs["wall_2"]))
+        attempt("pipeline_1_stream", lambda: section_pipeline(
+            args.broker, backlog, 1, log_dir, clock="stream", seen=runs["stream_1"]))
+        attempt("pipeline_2_stream", lambda: section_pipeline(
+            args.broker, backlog, 2, log_dir, clock="stream", seen=runs["stream_2"]))
+        for clock in ("wall", "stream"):
+            if runs[f"{clock}_1"] and runs[f"{clock}_2"]:
+                result.setdefault("equivalence", {})[clock] = equivalence(
+                    runs[f"{clock}_1"], runs[f"{clock}_2"])
     ratios = result.setdefault("ratios", {})
     one = sections.get("pipeline_1", {}).get("records_per_second")
     if one and sections.get("ceiling", {}).get("records_per_second"):
@@ -671,6 +772,14 @@ def main(argv: list[str] | None = None) -> int:
         ratios["pipeline_over_floor"] = one / floor_rate
     cpu_one = sections.get("pipeline_1", {}).get("cpu_us_per_record")
     cpu_ceiling = sections.get("ceiling", {}).get("cpu_us_per_record")
+    cpu_floor = sections.get("floor_table", {}).get("cpu_us_per_record")
+    replay_rate = sections.get("engine", {}).get("replay_records_per_second")
+    if cpu_one and cpu_floor and replay_rate:
+        # the budget of issue 14: a worker costs at most the Faust floor plus the replay
+        budget = cpu_floor + 1e6 / replay_rate
+        ratios["pipeline_cpu_over_floor_plus_replay"] = cpu_one / budget
+        result["cpu_budget_us_per_record"] = {"pipeline": cpu_one, "floor_table": cpu_floor,
+                                              "replay": 1e6 / replay_rate, "budget": budget}
     if cpu_one and cpu_ceiling:
         ratios["ceiling_cpu_over_pipeline_cpu"] = cpu_ceiling / cpu_one
     if "latency" in only:
