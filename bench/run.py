@@ -400,7 +400,8 @@ def _outcome(ns: Namespace) -> dict[str, Any]:
         state = orjson.loads(value)
         if not isinstance(state, dict) or "person" not in state:
             continue  # a partition row (report counts), not a person
-        final[state["person"]] = (state["colour"], tuple(sorted(c["id"] for c in state["controls"])))
+        final[state["person"]] = (state["colour"], tuple(sorted(c["rule"] for c in state["controls"])),
+                                  tuple(sorted(c["id"] for c in state["controls"])))
     return {"ids": ids, "final": final}
 
 
@@ -436,8 +437,12 @@ def equivalence(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
     (by id) only one of the runs emitted."""
     persons = set(one["final"]) | set(two["final"])
     differing = sorted(p for p in persons if one["final"].get(p) != two["final"].get(p))
+    # the code and the rules of the active controls; their ids also name when they began
+    codes = sorted(p for p in persons
+                   if (one["final"].get(p) or ())[:2] != (two["final"].get(p) or ())[:2])
     only_one, only_two = set(one["ids"]) - set(two["ids"]), set(two["ids"]) - set(one["ids"])
     return {"persons": len(persons), "persons_differing": len(differing),
+            "persons_differing_in_code_or_rules": len(codes), "code_examples": codes[:5],
             "examples": differing[:5], "outputs_one": len(one["ids"]),
             "outputs_two": len(two["ids"]), "outputs_only_one": len(only_one),
             "outputs_only_two": len(only_two),
@@ -633,7 +638,8 @@ def markdown(result: dict[str, Any]) -> str:
     for clock, same in result.get("equivalence", {}).items():
         rows.append((f"1 vs 2 workers, {clock} clock",
                      ("same final states" if same["same_final_states"] else
-                      f"{same['persons_differing']:,} persons differ")
+                      f"{same['persons_differing']:,} persons' states differ "
+                      f"({same['persons_differing_in_code_or_rules']:,} in code or control rules)")
                      + ("; identical outputs" if same["identical_outputs"] else
                         f"; outputs only in 1: {same['outputs_only_one']:,}, only in 2: "
                         f"{same['outputs_only_two']:,}"),
@@ -734,7 +740,11 @@ def main(argv: list[str] | None = None) -> int:
         attempt("engine", lambda: section_engine(plan, args.seed))
     backlog: list[dict[str, Any]] = []
     if only & {"ceiling", "floor", "pipeline"}:
-        backlog = list(generate(LoadConfig(seed=args.seed, scans=plan.backlog_scans, end=now_ms())))
+        # ending an hour ago: on the wall clock no input of the backlog lies in the future
+        # while one run or the next decides it (such an input is decided as of now, which
+        # moves between runs; the stream clock has no such difference)
+        backlog = list(generate(LoadConfig(seed=args.seed, scans=plan.backlog_scans,
+                                           end=now_ms() - 3_600_000)))
         log(f"backlog: {len(backlog):,} records ({plan.backlog_scans:,} scans)")
     if "ceiling" in only:
         attempt("ceiling", lambda: section_ceiling(args.broker, backlog))

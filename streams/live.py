@@ -88,6 +88,9 @@ class DayCounts:
 
     cells: dict[str, AreaDay] = field(default_factory=dict)
     through: dict[str, list[Any]] = field(default_factory=dict)
+    #: each area's encoded counts, kept until the area changes: the day's row is written
+    #: with every unit that counts in it, and most units change one or two areas of many
+    _encoded: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def covers(self, source: str, offset: int, person: str) -> bool:
         done = self.through.get(source)
@@ -98,9 +101,13 @@ class DayCounts:
         if cell is None:
             cell = self.cells[area] = AreaDay()
         cell.add(counts)
+        self._encoded.pop(area, None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"cells": {area: counts.to_json() for area, counts in sorted(self.cells.items())},
+        encoded = self._encoded
+        for area in self.cells.keys() - encoded.keys():
+            encoded[area] = self.cells[area].to_json()
+        return {"cells": {area: encoded[area] for area in sorted(self.cells)},
                 "through": self.through}
 
     @classmethod
@@ -159,7 +166,8 @@ class Live:
             max_original_bytes=settings.dead_letter_max_original_bytes,
             home=settings.home_jurisdiction,
             retention_grace=None if settings.retention_grace_days < 0
-            else settings.retention_grace_days * 86_400_000))
+            else settings.retention_grace_days * 86_400_000,
+            catch_up_to_now=not streaming))
         self.persons = persons
         self.states = States(persons, settings.state_cache)
         self.writer = ChangelogWriter(app, persons)

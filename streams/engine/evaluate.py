@@ -58,6 +58,9 @@ class Context:
     #: how long (ms) a state is kept after nothing in it can matter any more
     #: (`PersonState.matters_until`); None keeps every state for ever
     retention_grace: int | None = None
+    #: after an input, also bring the person up to date with what the register learned
+    #: after the input's time and up to `now` (the wall clock: see `process`)
+    catch_up_to_now: bool = False
 
     def forget_at(self, state: PersonState) -> int | None:
         """When `state` is to be deleted (None: not now foreseeable, or never)."""
@@ -722,7 +725,8 @@ def process(
         return outcome
     at = parse_ts(value["event_time"])
     if kind in (REEVALUATE, EXPOSURE):
-        if not catch_up(state, update_known(value), ctx, outcome.events):
+        if not catch_up(state, update_known(value), ctx, outcome.events) and not (
+                ctx.catch_up_to_now and _late_entry(state, kind, value, ctx, outcome.events)):
             outcome.status = "duplicate"
         elif not outcome.events:
             outcome.status = "unmatched"
@@ -736,7 +740,39 @@ def process(
         return outcome
     _HANDLERS[kind](state, value, ctx, outcome)
     outcome.events.extend(advance(state, ctx, until))
+    if ctx.catch_up_to_now and ctx.now > at:
+        # On the wall clock a person's inputs and the register's entries arrive in any
+        # order across topics: a raise or an exposed trip later than this input may be
+        # known already, its fan-out gone out before this input made the person one of
+        # its visitors or passengers. Each reaches them now, at its own time, as it would
+        # have had the input come first (the replay's order).
+        catch_up(state, known_by(ctx.now), ctx, outcome.events)
     return outcome
+
+
+def _late_entry(state: PersonState, kind: str, entry: Mapping[str, Any], ctx: Context,
+                events: list[tuple[str, dict[str, Any]]]) -> bool:
+    """On the wall clock, a raise or an exposed trip the person was brought past before
+    the register learned of it (it arrived later than inputs with later times): applied
+    now at its own time, once (by id). False when it was applied before or does not reach
+    the person."""
+    handler: Callable[[PersonState, Mapping[str, Any], Context, Outcome], None]
+    if kind == REEVALUATE:
+        since = local_day(fanout_at(entry)) - ctx.policies.max_lookback_days
+        if not reaches(state.visits, entry["area"], since):
+            return False
+        handler = _on_reevaluate
+    else:
+        if trip_key(entry["trip"]) not in state.trips:
+            return False
+        handler = _on_exposure
+    if not state.remember(f"{kind}:{entry['id']}"):
+        return False
+    until = min(ctx.now, parse_ts(entry["event_time"]))
+    events.extend(advance(state, ctx, until))
+    handler(state, entry, ctx, Outcome(state, events))
+    events.extend(advance(state, ctx, until))
+    return True
 
 
 def catch_up(state: PersonState, upto: Known, ctx: Context,

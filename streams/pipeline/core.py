@@ -160,6 +160,8 @@ class CoreConfig:
     home: str | None = DEFAULT_HOME  # see `Context.home`
     #: how long a state is kept once nothing in it can matter (ms; None: for ever)
     retention_grace: int | None = DEFAULT_RETENTION_GRACE
+    #: the wall clock's catch-up (see `Context.catch_up_to_now`)
+    catch_up_to_now: bool = False
 
 
 class Pipeline:
@@ -413,7 +415,7 @@ class Pipeline:
 
     def context(self, now: int) -> Context:
         return Context(self.register, self.policies, now, self.config.home,
-                       self.config.retention_grace)
+                       self.config.retention_grace, self.config.catch_up_to_now)
 
     def due(self, state: PersonState) -> int | None:
         """When a timer must next look at this person: a transition time alone makes, or
