@@ -3,6 +3,9 @@
 Topics are created explicitly before any worker starts, with the partition counts and
 configs the AsyncAPI document states: Faust refuses to start when a table's changelog and
 its source topics disagree on partition counts, and the broker does not auto-create.
+Faust's own topics (the tables' changelogs, the leader topic) are in the document too and
+are created here the same way; Faust finds them and does not declare them again, so the
+broker holds exactly the document's topics and a worker needs no right to create any.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ def admin_client(bootstrap: str, timeout: float = 10.0) -> KafkaAdminClient:
 def create_topics(bootstrap: str, partitions: int | None = None,
                   prefix: str | None = None) -> list[str]:
     """Create every topic of the contract that does not exist yet; returns the new ones.
-    `prefix`: the deployment's namespace prefix (default: $CHECKPOINT_NAMESPACE's)."""
+    `prefix`: the deployment's namespace prefix (default: $CHECKPOINT_NAMESPACE's).
+    `partitions`: another partition count for the partitioned topics (the person-keyed
+    ones, their tables' changelogs and the rest of more than one partition); the
+    single-partition ones (policies, Faust's leader topic) keep theirs."""
     if prefix is None:
         from .settings import Settings
 
@@ -44,7 +50,8 @@ def create_topics(bootstrap: str, partitions: int | None = None,
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name=prefix + spec.name, num_partitions=partitions or spec.partitions,
+            NewTopic(name=prefix + spec.name,
+                     num_partitions=partitions if partitions and spec.partitions > 1 else spec.partitions,
                      replication_factor=spec.replicas, topic_configs=dict(spec.config))
             for spec in contracts.topics().values() if prefix + spec.name not in existing
         ]

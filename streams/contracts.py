@@ -134,8 +134,12 @@ class TopicSpec:
     ``key`` is the key expression from ``x-checkpoint-streams``: alternatives separated by
     ``|`` (the first whose fields are all present wins); each alternative is dotted field
     paths joined by ``:``, e.g. ``person``, ``sample|tube``, ``area:date``,
-    ``person|trip.mode:trip.number:trip.date``. ``config`` holds the Kafka topic configs
-    as strings, ready for topic creation. ``message`` is the payload schema name.
+    ``person|trip.mode:trip.number:trip.date``; empty for a topic that carries no
+    messages (Faust's leader topic). ``config`` holds the Kafka topic configs as strings,
+    ready for topic creation. ``message`` is the payload schema name, empty for a topic
+    whose values have no JSON Schema (``schema: none``: the tables' changelogs).
+    ``managed_by`` is ``faust`` for the topics Faust names and reads itself (the tables'
+    changelogs, the leader topic), empty for the application's own.
     """
 
     name: str
@@ -149,6 +153,7 @@ class TopicSpec:
     broadcast: bool = False
     channel: str = ""
     config: dict[str, str] = field(default_factory=dict, hash=False)
+    managed_by: str = ""
 
     def key_for(self, message: Mapping[str, Any]) -> str | None:
         """The Kafka key of ``message`` per the key expression, or None if none applies.
@@ -225,9 +230,17 @@ def _topics(schema_dir: Path) -> dict[str, TopicSpec]:
     for channel_id, channel in document["channels"].items():
         ext = channel[EXTENSION]
         kafka = channel.get("bindings", {}).get("kafka", {})
-        messages = list(channel["messages"].values())
-        if len(messages) != 1:
-            raise ValueError(f"channel {channel_id}: expected exactly one message")
+        messages = list((channel.get("messages") or {}).values())
+        schemaless = ext.get("schema") == "none"
+        if len(messages) != 1 and not (schemaless and not messages):
+            raise ValueError(f"channel {channel_id}: expected exactly one message "
+                             "(none only for a channel with schema: none)")
+        if schemaless:
+            if any("payload" in _resolve_local(document, m) for m in messages):
+                raise ValueError(f"channel {channel_id}: schema: none, but its message has a payload")
+            message = ""
+        else:
+            message = schema_name(payload_ref(document, messages[0]))
         name = channel["address"]
         specs[name] = TopicSpec(
             name=name,
@@ -236,13 +249,14 @@ def _topics(schema_dir: Path) -> dict[str, TopicSpec]:
             compacted=bool(ext["compacted"]),
             internal=bool(ext["internal"]),
             direction=str(ext["direction"]),
-            message=schema_name(payload_ref(document, messages[0])),
+            message=message,
             replicas=int(kafka.get("replicas", 1)),
             broadcast=bool(ext.get("broadcast", False)),
             channel=channel_id,
             config={
                 str(k): _config_value(v) for k, v in (kafka.get("topicConfiguration") or {}).items()
             },
+            managed_by=str(ext.get("managed_by") or ""),
         )
     return specs
 

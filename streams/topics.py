@@ -22,6 +22,12 @@ POLICIES = "checkpoint.policies"
 REPORT_PARTS = "checkpoint.internal.report-parts"
 PERSON_WORK = "checkpoint.internal.person-work"
 EXPOSURES = "checkpoint.internal.exposures"
+#: Faust's own topics: the `persons` and `report-counts` tables' changelogs and the leader
+#: topic, named by Faust from the app id (`checkpoint-streams`, streams.settings.APP_NAME):
+#: `<app id>-<table>-changelog`, `<app id>-__assignor-__leader`
+PERSONS_CHANGELOG = "checkpoint-streams-persons-changelog"
+REPORT_COUNTS_CHANGELOG = "checkpoint-streams-report-counts-changelog"
+ASSIGNOR_LEADER = "checkpoint-streams-__assignor-__leader"
 
 #: input topic -> JSON Schema name (schemas/<name>.schema.json)
 INPUT_SCHEMAS = {

@@ -44,7 +44,8 @@ INPUTS = {
 
 DAY_MS = 86_400_000
 
-# The topic table the engine is built against (brief / docs/contracts.md).
+# The topic table the engine is built against (brief / docs/contracts.md), Faust's own
+# topics included (the tables' changelogs and the leader topic: schema "" = none).
 # name -> (key expression, compacted, partitions, internal, direction, schema)
 TOPICS: dict[str, tuple[str, bool, int, bool, str, str]] = {
     "checkpoint.scans.station": ("person", False, 4, False, "input", "station-scan"),
@@ -77,7 +78,12 @@ TOPICS: dict[str, tuple[str, bool, int, bool, str, str]] = {
         "internal",
         "exposure",
     ),
+    "checkpoint-streams-persons-changelog": ("person", True, 4, True, "internal", ""),
+    "checkpoint-streams-report-counts-changelog": ("area:date", True, 4, True, "internal", ""),
+    "checkpoint-streams-__assignor-__leader": ("", False, 1, True, "internal", ""),
 }
+#: Faust's own topics: named by Faust from the app id, no JSON Schema for their values
+FAUST_TOPICS = {name for name, spec in TOPICS.items() if not spec[5]}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -139,7 +145,7 @@ def resolve_local(document: dict[str, Any], node: Any) -> Any:
 
 # ------------------------------------------------------------------------ the schemas
 def test_expected_schema_files_exist() -> None:
-    assert set(NAMES) == {"common"} | {spec[5] for spec in TOPICS.values()}
+    assert set(NAMES) == {"common"} | {spec[5] for spec in TOPICS.values() if spec[5]}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -330,19 +336,23 @@ def test_every_topic_in_the_table_exists_with_its_settings() -> None:
         ext = channel["x-checkpoint-streams"]
         kafka = channel["bindings"]["kafka"]
         config = kafka["topicConfiguration"]
+        faust = {"managed_by": "faust", "schema": "none"} if topic in FAUST_TOPICS else {}
         assert ext == {
             "key": key,
             "compacted": compacted,
             "internal": internal,
             "direction": direction,
             "broadcast": ext["broadcast"],
+            **faust,
         }, topic
         assert kafka["topic"] == topic
         assert kafka["partitions"] == partitions
         assert kafka["replicas"] == 1
         assert ("compact" in config["cleanup.policy"]) is compacted, topic
         assert "retention.ms" in config, topic
-        assert internal is topic.startswith("checkpoint.internal."), topic
+        # the workers' own topics are checkpoint.internal.*; Faust's are named after the app id
+        assert internal is topic.startswith(("checkpoint.internal.", "checkpoint-streams-")), topic
+        assert (topic in FAUST_TOPICS) is topic.startswith("checkpoint-streams-"), topic
 
 
 def test_special_topic_configs() -> None:
@@ -359,6 +369,8 @@ def test_every_payload_ref_points_to_a_schema_file() -> None:
     document = asyncapi()
     used: set[str] = set()
     for channel_id, channel in document["channels"].items():
+        if channel["address"] in FAUST_TOPICS:
+            continue  # no schema file: test_faust_topics_describe_their_encoding
         assert channel["messages"], channel_id
         for message in channel["messages"].values():
             resolved = resolve_local(document, message)
@@ -386,10 +398,38 @@ def test_operations_match_directions() -> None:
             ref = message["$ref"]
             assert ref.startswith("#/channels/"), name
             resolve_local(document, message)  # raises KeyError when dangling
+    by_address = {c["address"]: c for c in document["channels"].values()}
     for topic, spec in TOPICS.items():
         direction = spec[4]
         expected = {"input": {"receive"}, "output": {"send"}, "internal": {"send", "receive"}}
+        if not by_address[topic]["messages"]:  # Faust's leader topic: subscribed, never written
+            assert actions.get(topic) == {"receive"}, topic
+            continue
         assert actions.get(topic) == expected[direction], topic
+
+
+def test_faust_topics_describe_their_encoding() -> None:
+    """Faust's own topics have no JSON Schema: each says so, its messages (if it carries
+    any) describe their encoding and key instead, and nothing claims a payload schema."""
+    document = asyncapi()
+    by_address = {c["address"]: c for c in document["channels"].values()}
+    faust = {"checkpoint-streams-persons-changelog", "checkpoint-streams-report-counts-changelog",
+             "checkpoint-streams-__assignor-__leader"}
+    assert faust == FAUST_TOPICS
+    for topic in FAUST_TOPICS:
+        channel = by_address[topic]
+        assert "Faust" in channel["title"] and channel["description"].strip(), topic
+        for message in channel["messages"].values():
+            resolved = resolve_local(document, message)
+            assert "payload" not in resolved, topic
+            assert "No JSON Schema" in resolved["description"], topic
+            key = resolved["bindings"]["kafka"]["key"]
+            assert key["type"] == "string" and key["description"].strip(), topic
+        if not channel["messages"]:
+            assert TOPICS[topic][0] == "" and "no messages" in channel["description"], topic
+    persons = by_address["checkpoint-streams-persons-changelog"]
+    assert "tombstone" in persons["description"]
+    assert persons["bindings"]["kafka"]["topicConfiguration"]["delete.retention.ms"] == DAY_MS
 
 
 # ------------------------------------------------------------------ streams.contracts
@@ -407,7 +447,9 @@ def test_contracts_topics() -> None:
         assert (spec.internal, spec.direction, spec.message) == (internal, direction, message)
         assert spec.config["cleanup.policy"] == ("compact" if compacted else "delete")
         assert all(isinstance(v, str) for v in spec.config.values())
-        contracts.validator(spec.message)  # loads
+        assert spec.managed_by == ("faust" if topic in FAUST_TOPICS else ""), topic
+        if spec.message:
+            contracts.validator(spec.message)  # loads
     assert specs["checkpoint.risk-areas"].config["min.compaction.lag.ms"] == str(15 * DAY_MS)
 
 

@@ -1,15 +1,19 @@
 """Transport security against the real broker: SASL_SSL (SCRAM-SHA-512 over TLS) and ACLs.
 
 Given a broker that only speaks SASL_SSL with a certificate from a CA made in the test,
-and ACLs that give the worker its namespace and the scanner nothing but "write scans",
+and ACLs that give the worker exactly what the AsyncAPI document says it does (Read on
+each topic it receives, Write on each it sends, Faust's changelogs and leader topic
+included, and its consumer group) and the scanner nothing but "write scans",
 When a worker connects with the worker's credentials and a scanner produces scans,
-Then code changes come out; and the scanner's credentials can neither read an output,
-nor write any other topic, nor join a consumer group.
+Then code changes come out and nothing the worker asked for was denied; and the
+scanner's credentials can neither read an output, nor write any other topic, nor join a
+consumer group.
 """
 
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,7 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError
 
-from streams import security
+from streams import contracts, security
 from streams.admin import create_topics
 from tests.integration.harness import Namespace, Worker
 from tests.security.conftest import SecureBroker
@@ -45,9 +49,38 @@ def _clients(broker: SecureBroker, user: str, password: str | None = None) -> di
     return {"bootstrap_servers": broker.bootstrap, **security.from_env(env).kafka_python()}
 
 
-def _allow(principal: str, kind: ResourceType, name: str, *operations: ACLOperation) -> list[ACL]:
-    pattern = ResourcePattern(kind, name, ACLResourcePatternType.PREFIXED)
+def _allow(principal: str, kind: ResourceType, name: str, *operations: ACLOperation,
+           pattern_type: ACLResourcePatternType = ACLResourcePatternType.PREFIXED) -> list[ACL]:
+    pattern = ResourcePattern(kind, name, pattern_type)
     return [ACL(f"User:{principal}", "*", op, ACLPermissionType.ALLOW, pattern) for op in operations]
+
+
+#: what a worker's operation on a channel needs (Read and Write imply Describe)
+_OPERATION = {"receive": ACLOperation.READ, "send": ACLOperation.WRITE}
+
+
+def worker_acls(ns: Namespace, principal: str = "worker") -> list[ACL]:
+    """The worker's ACLs, from the AsyncAPI document alone: on each topic (the exact name
+    in the namespace) Read if the workers receive it, Write if they send it, Faust's own
+    topics included; Create on Faust's own topics only (Faust declares them at every start
+    and the broker checks the right before it answers that they exist); Read on the
+    consumer group, the app id. Nothing by prefix: every topic is made beforehand
+    (`create_topics`, as the admin)."""
+    document = contracts.load_asyncapi()
+    addresses = {f"#/channels/{cid}": channel["address"] for cid, channel in document["channels"].items()}
+    wanted: dict[str, set[ACLOperation]] = {}
+    for operation in document["operations"].values():
+        topic = ns.topic(addresses[operation["channel"]["$ref"]])
+        wanted.setdefault(topic, set()).add(_OPERATION[operation["action"]])
+    assert set(wanted) == {ns.topic(name) for name in contracts.topics()}, "a topic no one uses"
+    for name, spec in contracts.topics().items():
+        if spec.managed_by == "faust":
+            wanted[ns.topic(name)].add(ACLOperation.CREATE)
+    literal = ACLResourcePatternType.LITERAL
+    acls = [acl for topic, operations in sorted(wanted.items())
+            for acl in _allow(principal, ResourceType.TOPIC, topic, *sorted(operations, key=int),
+                              pattern_type=literal)]
+    return acls + _allow(principal, ResourceType.GROUP, ns.app_id, ACLOperation.READ, pattern_type=literal)
 
 
 @pytest.fixture
@@ -63,10 +96,8 @@ def secured(secure_broker: SecureBroker, monkeypatch: pytest.MonkeyPatch) -> Nam
     admin = KafkaAdminClient(**_clients(secure_broker, "admin"))
     try:
         acls = [
-            # the worker: everything in its namespace and its app's internal topics and group
-            *_allow("worker", ResourceType.TOPIC, ns.prefix, ACLOperation.ALL),
-            *_allow("worker", ResourceType.TOPIC, ns.app_id, ACLOperation.ALL),
-            *_allow("worker", ResourceType.GROUP, ns.app_id, ACLOperation.ALL),
+            # the worker: what the contract says it receives and sends, and its group
+            *worker_acls(ns),
             # the scanner: write (and look up) scan topics, nothing else
             *_allow("scanner", ResourceType.TOPIC, ns.prefix + "checkpoint.scans.",
                     ACLOperation.WRITE, ACLOperation.DESCRIBE),
@@ -80,7 +111,7 @@ def secured(secure_broker: SecureBroker, monkeypatch: pytest.MonkeyPatch) -> Nam
         while True:
             found, _ = admin.describe_acls(everything)
             names = {acl.resource_pattern.resource_name for acl in found}
-            if {ns.prefix, ns.app_id, ns.prefix + "checkpoint.scans."} <= names:
+            if {acl.resource_pattern.resource_name for acl in acls} <= names:
                 break
             assert time.monotonic() < deadline, "ACLs not applied"
             time.sleep(0.2)
@@ -118,7 +149,8 @@ def _read(broker: SecureBroker, user: str, topic: str, timeout_ms: int = 3000) -
 
 def test_a_worker_over_sasl_ssl_turns_a_scanners_scan_into_a_code_change(
         secure_broker: SecureBroker, secured: Namespace, tmp_path: Path):
-    worker = Worker(secured, tmp_path, clock="stream", env=secure_broker.client_env("worker")).start()
+    worker = Worker(secured, tmp_path, clock="stream",
+                    env={**secure_broker.client_env("worker"), "CHECKPOINT_LAG_INTERVAL": "1"}).start()
     try:
         _produce(secure_broker, "scanner", secured.topic("checkpoint.scans.station"), SCAN)
         deadline = time.monotonic() + 60
@@ -126,8 +158,18 @@ def test_a_worker_over_sasl_ssl_turns_a_scanners_scan_into_a_code_change(
         while not events and time.monotonic() < deadline:
             events = _read(secure_broker, "admin", secured.topic("checkpoint.code-changes"), 1500)
         assert [(e["person"], e["kind"], e["to"]) for e in events] == [("person-sec-0001", "assign", "red")]
+        assert worker.get("/persons/person-sec-0001")[0] == 200  # stored: the changelog written
+        time.sleep(2.5)  # lag samples (group offsets, end offsets) after the decision
         log = worker.log_path.read_text()
         assert secure_broker.passwords["worker"] not in log  # never logged
+        denied = [line for line in log.splitlines()
+                  if "uthoriz" in line or "lag sampling failed" in line]
+        assert not denied, denied[:5]  # the document's ACLs are all the worker needs
+        with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        station = secured.topic("checkpoint.scans.station")
+        assert f'checkpoint_consumer_lag_messages{{partition="0",topic="{station}"}}' in metrics
+        assert "checkpoint_consumer_lag_sample_errors_total 0.0" in metrics
     finally:
         worker.stop()
 
@@ -177,3 +219,24 @@ def test_wrong_password_and_plaintext_are_refused(secure_broker: SecureBroker, s
         with pytest.raises(KafkaError):
             KafkaProducer(**settings, max_block_ms=5000, bootstrap_timeout_ms=5000).partitions_for(topic)
         assert secure_broker.log.read_text(errors="replace").count(reason) > before, reason
+
+
+def test_the_readme_gives_the_worker_the_acls_of_the_document():
+    """deploy/README.md's commands for the worker's ACLs (no namespace) are exactly what
+    `worker_acls` derives from schemas/asyncapi.yaml (no broker needed)."""
+    ns = Namespace.__new__(Namespace)
+    ns.prefix, ns.app_id = "", "checkpoint-streams"
+    expected = {(acl.resource_pattern.resource_type.name, acl.resource_pattern.resource_name,
+                 acl.operation.name) for acl in worker_acls(ns)}
+    readme = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text(encoding="utf-8")
+    block = readme.split("acl() {", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    found = set()
+    for line in block.splitlines()[1:]:
+        words = line.split()
+        if not words or words[0] != "acl":
+            continue
+        operations = [words[i + 1].upper() for i, word in enumerate(words) if word == "--operation"]
+        for i, word in enumerate(words):
+            if word in ("--topic", "--group"):
+                found |= {(word[2:].upper(), words[i + 1], op) for op in operations}
+    assert found == expected
