@@ -14,14 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 
 from streams import contracts
 from streams.engine.timeutil import local_day
 from streams.partitioning import key_partition
 from streams.reports import AreaDay
 from tests.cli.conftest import cli
-from tests.integration.harness import Namespace, Worker
+from tests.integration.harness import Namespace, Worker, last_values
 from tests.integration.test_live_behaviour import changes, now_ms, raise_now, scan, wait_split
 
 pytestmark = pytest.mark.integration
@@ -127,15 +127,7 @@ def test_ready_is_503_while_an_agent_crashes_and_restarts(ns, workers):
 
 # ---------------------------------------------------------------------------- item 3
 def _keys(bootstrap: str, topic: str) -> set[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=1500)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        return {message.key for message in consumer if message.key is not None}
-    finally:
-        consumer.close()
+    return {key for key in last_values(bootstrap, topic) if key is not None}
 
 
 def test_two_namespaces_on_one_broker_see_nothing_of_each_other(ns, broker, tmp_path):

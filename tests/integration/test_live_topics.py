@@ -18,6 +18,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams import contracts
 from streams.engine.timeutil import local_day
+from tests.integration.harness import last_values
 from tests.integration.test_live_behaviour import now_ms, scan
 
 pytestmark = pytest.mark.integration
@@ -42,16 +43,8 @@ def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def _keys(bootstrap: str, topic: str) -> set[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=1500)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        return {message.key for message in consumer}
-    finally:
-        consumer.close()
+def _keys(bootstrap: str, topic: str) -> set[bytes | None]:
+    return set(last_values(bootstrap, topic))
 
 
 def test_the_broker_holds_exactly_the_topics_of_the_asyncapi_document(ns, workers, broker):
