@@ -48,9 +48,10 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the integration harness (tests/) drives the real workers
 
+from streams.admin import delete_namespace  # noqa: E402
 from streams.engine.timeutil import format_ts, parse_ts  # noqa: E402
 from streams.load import LoadConfig, generate, produce, upgrade, visitors  # noqa: E402
-from tests.integration.harness import CONSUMED, Namespace, Worker, free_port  # noqa: E402
+from tests.integration.harness import CONSUMED, Namespace, Worker, free_port, last_values  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SCANS = ("checkpoint.scans.station", "checkpoint.scans.highway")
@@ -147,26 +148,12 @@ class Probe:
 
 def drop_namespace(ns: Namespace) -> None:
     """Delete the namespace's topics (and the workers' changelogs) from our broker."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
-    last: Exception | None = None
     try:
-        for _ in range(5):  # the broker may refuse a topic that is still being created
-            mine = [t for t in admin.list_topics() if t.startswith((ns.prefix, ns.app_id))]
-            if not mine:
-                return
-            for topic in mine:
-                try:
-                    admin.delete_topics([topic], timeout_ms=30_000)
-                except Exception as exc:  # retried below
-                    last = exc
-            time.sleep(1.0)
-        log(f"could not delete every topic of {ns.prefix}: {last}")
+        left = delete_namespace(ns.bootstrap, ns.prefix)
+        if left:
+            log(f"could not delete every topic of {ns.prefix}: {', '.join(left)}")
     except Exception as exc:  # best effort: a leftover topic costs disk, not correctness
         log(f"could not delete topics of {ns.prefix}: {exc}")
-    finally:
-        admin.close()
 
 
 async def read_outputs(broker: str, topics: list[str], *, from_end: bool = False,
@@ -392,10 +379,10 @@ def _outcome(ns: Namespace) -> dict[str, Any]:
     final code and active controls (the persons changelog, last record per key)."""
     outputs = asyncio.run(read_outputs(ns.bootstrap, [ns.topic(t) for t in OUTPUTS[:2]]))
     ids = sorted(orjson.loads(value)["id"] for *_, value in outputs)
-    rows = asyncio.run(read_rows(ns.bootstrap, f"{ns.app_id}-persons-changelog"))
+    rows = last_values(ns.bootstrap, f"{ns.app_id}-persons-changelog")
     final = {}
     for key, value in rows.items():
-        if value is None or key.startswith(b"\x00"):
+        if value is None or key is None or key.startswith(b"\x00"):
             continue
         state = orjson.loads(value)
         if not isinstance(state, dict) or "person" not in state:
@@ -403,33 +390,6 @@ def _outcome(ns: Namespace) -> dict[str, Any]:
         final[state["person"]] = (state["colour"], tuple(sorted(c["rule"] for c in state["controls"])),
                                   tuple(sorted(c["id"] for c in state["controls"])))
     return {"ids": ids, "final": final}
-
-
-async def read_rows(broker: str, topic: str) -> dict[bytes, bytes | None]:
-    """The last value of every key of a (compacted) topic."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
-                                group_id=None)
-    await consumer.start()
-    rows: dict[bytes, bytes | None] = {}
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        end = await consumer.end_offsets(parts)
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end[tp] for tp in parts])
-
-        while await behind():
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    rows[message.key] = message.value
-        return rows
-    finally:
-        await consumer.stop()
 
 
 def equivalence(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:

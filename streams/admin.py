@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from . import contracts, security
 
@@ -63,6 +64,25 @@ def create_topics(bootstrap: str, partitions: int | None = None,
             except TopicAlreadyExistsError:
                 pass
         return created
+    finally:
+        admin.close()
+
+
+def delete_namespace(bootstrap: str, prefix: str, attempts: int = 5) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a namespace's contract topics and its workers'
+    changelogs); returns those still there after `attempts` tries (the broker may refuse a
+    topic that is still being created, so each try deletes topic by topic)."""
+    admin = admin_client(bootstrap)
+    try:
+        for attempt in range(attempts):
+            left = [t for t in admin.list_topics() if t.startswith(prefix)]
+            if not left or attempt == attempts - 1:
+                return left
+            for topic in left:
+                with suppress(KafkaError):  # tried again on the next pass
+                    admin.delete_topics([topic], timeout_ms=30_000)
+            time.sleep(1.0)
+        return left
     finally:
         admin.close()
 

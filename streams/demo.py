@@ -39,7 +39,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from rich.console import Console
 
-from .admin import BrokerUnreachable, admin_client, create_topics, produce_records
+from .admin import BrokerUnreachable, admin_client, create_topics, delete_namespace, produce_records
 from .replay import Replay, read_recording
 from .security import from_env
 from .settings import APP_NAME
@@ -197,13 +197,10 @@ def _namespace(bootstrap: str, namespace: str) -> Iterator[str]:
         yield prefix
     finally:
         with suppress(KafkaError, BrokerUnreachable, OSError):
+            delete_namespace(bootstrap, prefix)
             admin = admin_client(bootstrap)
             try:
-                ours = [t for t in admin.list_topics() if t.startswith(prefix)]
-                if ours:
-                    admin.delete_topics(ours)
-                with suppress(KafkaError):
-                    admin.delete_groups([f"{namespace}.{APP_NAME}"])
+                admin.delete_groups([f"{namespace}.{APP_NAME}"])
             finally:
                 admin.close()
 

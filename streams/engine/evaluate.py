@@ -750,23 +750,28 @@ def process(
     return outcome
 
 
+#: what a raise (`_on_reevaluate`) or an exposed trip (`_on_exposure`) does to a person
+EntryHandler = Callable[[PersonState, Mapping[str, Any], Context, Outcome], None]
+
+
+def _entry_handler(state: PersonState, kind: str, entry: Mapping[str, Any],
+                   ctx: Context) -> EntryHandler | None:
+    """How a raise or an exposed trip acts on this person; None when it does not reach
+    them (a raise its recent visitors, `reaches`; an exposed trip its passengers)."""
+    if kind == REEVALUATE:
+        since = local_day(fanout_at(entry)) - ctx.policies.max_lookback_days
+        return _on_reevaluate if reaches(state.visits, entry["area"], since) else None
+    return _on_exposure if trip_key(entry["trip"]) in state.trips else None
+
+
 def _late_entry(state: PersonState, kind: str, entry: Mapping[str, Any], ctx: Context,
                 events: list[tuple[str, dict[str, Any]]]) -> bool:
     """On the wall clock, a raise or an exposed trip the person was brought past before
     the register learned of it (it arrived later than inputs with later times): applied
     now at its own time, once (by id). False when it was applied before or does not reach
     the person."""
-    handler: Callable[[PersonState, Mapping[str, Any], Context, Outcome], None]
-    if kind == REEVALUATE:
-        since = local_day(fanout_at(entry)) - ctx.policies.max_lookback_days
-        if not reaches(state.visits, entry["area"], since):
-            return False
-        handler = _on_reevaluate
-    else:
-        if trip_key(entry["trip"]) not in state.trips:
-            return False
-        handler = _on_exposure
-    if not state.remember(f"{kind}:{entry['id']}"):
+    handler = _entry_handler(state, kind, entry, ctx)
+    if handler is None or not state.remember(f"{kind}:{entry['id']}"):
         return False
     until = min(ctx.now, parse_ts(entry["event_time"]))
     events.extend(advance(state, ctx, until))
@@ -794,17 +799,10 @@ def catch_up(state: PersonState, upto: Known, ctx: Context,
             entries.extend((update_known(n), EXPOSURE, n)
                            for n in ctx.register.exposures_known(after, upto))
             entries.sort(key=lambda entry: entry[0])
-        lookback = ctx.policies.max_lookback_days
-        handler: Callable[[PersonState, Mapping[str, Any], Context, Outcome], None]
         for _, kind, entry in entries:
-            if kind == REEVALUATE:
-                if not reaches(state.visits, entry["area"], local_day(fanout_at(entry)) - lookback):
-                    continue
-                handler = _on_reevaluate
-            else:
-                if trip_key(entry["trip"]) not in state.trips:
-                    continue
-                handler = _on_exposure
+            handler = _entry_handler(state, kind, entry, ctx)
+            if handler is None:
+                continue
             until = min(ctx.now, parse_ts(entry["event_time"]))
             events.extend(advance(state, ctx, until))
             if state.remember(f"{kind}:{entry['id']}"):

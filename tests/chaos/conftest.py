@@ -18,11 +18,10 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from streams.admin import producer
 from tests.chaos.streamgen import Reconciliation
-from tests.integration.harness import REPO, Namespace, Worker, worker_pool
+from tests.integration.harness import REPO, Namespace, Worker, read_topic, worker_pool
 
 PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092")) + 100
 SUMMARY: list[str] = []
@@ -162,19 +161,6 @@ class Feed(threading.Thread):
         assert not self.is_alive(), "feed did not finish"
         if self.error is not None:
             raise self.error
-
-
-def read_topic(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[tuple[bytes | None, bytes | None]]:
-    """Every (key, value) of a topic, in partition order."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=idle_ms)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        return [(m.key, m.value) for m in consumer]
-    finally:
-        consumer.close()
 
 
 def changelog(ns: Namespace, table: str = "persons",

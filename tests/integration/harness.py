@@ -123,17 +123,22 @@ class Namespace:
             consumer.close()
 
 
-def last_values(bootstrap: str, topic: str, idle_ms: int = 1500) -> dict[bytes | None, bytes | None]:
-    """Every key of a topic (a changelog, say) with its last value (None: a tombstone)."""
+def read_topic(bootstrap: str, topic: str, idle_ms: int = 1500) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) of a topic, in partition order."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              consumer_timeout_ms=idle_ms)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        return {message.key: message.value for message in consumer}
+        return [(m.key, m.value) for m in consumer]
     finally:
         consumer.close()
+
+
+def last_values(bootstrap: str, topic: str, idle_ms: int = 1500) -> dict[bytes | None, bytes | None]:
+    """Every key of a topic (a changelog, say) with its last value (None: a tombstone)."""
+    return dict(read_topic(bootstrap, topic, idle_ms))
 
 
 class Worker:

@@ -23,7 +23,7 @@ from streams import codec, privacy
 from streams.contracts import validator
 from streams.engine.timeutil import parse_ts
 from streams.topics import INPUT_SCHEMAS
-from tests.chaos.conftest import read_topic
+from tests.integration.harness import read_topic
 
 KEY = b"deployment-key-for-tests-0123456789"
 #: encrypt mode needs the `cryptography` package (a dependency to add to pyproject.toml)
