@@ -111,6 +111,8 @@ class Feed(threading.Thread):
         self.rate = rate
         self.sent = 0
         self.error: BaseException | None = None
+        #: sends the broker refused: a reconciliation would blame the worker for them
+        self.undelivered: list[BaseException] = []
         self._go = threading.Event()
         self._go.set()
         self._held = threading.Event()
@@ -130,7 +132,8 @@ class Feed(threading.Thread):
                 value = record["value"]
                 key = record.get("key")
                 sender.send(record["topic"], key=key.encode() if isinstance(key, str) else key,
-                            value=value if isinstance(value, bytes) else orjson.dumps(value))
+                            value=value if isinstance(value, bytes) else orjson.dumps(value)
+                            ).add_errback(self.undelivered.append)
                 self.sent = count
                 delay = started + paused + count / self.rate - time.monotonic()
                 if delay > 0:
@@ -161,6 +164,7 @@ class Feed(threading.Thread):
         assert not self.is_alive(), "feed did not finish"
         if self.error is not None:
             raise self.error
+        assert not self.undelivered, f"{len(self.undelivered)} inputs not produced: {self.undelivered[:3]}"
 
 
 def changelog(ns: Namespace, table: str = "persons",

@@ -94,3 +94,29 @@ def test_faust_commits_acknowledged_offsets_only_up_to_the_first_gap():
     fake._acked[tp].append(8)
     fake._committed_offset[tp] = 7
     assert Consumer._new_offset(fake, tp) == 11
+
+
+def test_messages_carry_the_generation_they_were_fetched_in():
+    """streams.runtime.generations: a fetched message knows its consumer generation, the
+    aiokafka consumer sets the app's generation on assignment, and Faust's own stream skip
+    compares the two (faust-streaming #223), which a `noack_take` batch never reaches."""
+    from faust.streams import Stream
+    from faust.transport.drivers.aiokafka import ConsumerRebalanceListener
+    from faust.types.tuples import Message
+
+    assert "generation_id" in inspect.signature(Message).parameters
+    assigned = inspect.getsource(ConsumerRebalanceListener.on_partitions_assigned)
+    assert "consumer_generation_id = generation" in assigned
+    assert "message.generation_id != self.app.consumer_generation_id" in inspect.getsource(Stream._py_aiter)
+
+
+def test_faust_commits_from_the_lowest_acknowledged_offset_once_it_forgot_the_committed_one():
+    """streams.runtime.generations: after a revocation (`_committed_offset` popped) the
+    gap check at the head is skipped (faust-streaming #312): an acknowledgement of an
+    event fetched before the rebalance could commit past records never decided."""
+    from faust.transport.consumer import Consumer
+
+    tp = ("t", 0)
+    fake = SimpleNamespace(_acked={tp: [9, 10]}, _gap=defaultdict(IntervalTree),
+                           _committed_offset=defaultdict(lambda: None), _acked_index={tp: {9, 10}})
+    assert Consumer._new_offset(fake, tp) == 11  # 5..8 were never acknowledged
