@@ -47,7 +47,6 @@ from .runtime.alignment import Alignment
 from .runtime.changelog import ChangelogWriter, parse_partition_row, partition_row_key
 from .runtime.delivery import Committer, Unit, exit_undelivered, undelivered
 from .runtime.duetimes import DueTimes
-from .runtime.generations import Generations
 from .runtime.registerfeed import RegisterFeed
 from .runtime.states import States
 from .settings import Settings
@@ -179,7 +178,6 @@ class Live:
         self.align = Alignment(settings.partitions, LOCAL_TOPICS, self._highwater,
                                self._committed) if streaming else None
         self.lock = asyncio.Lock()
-        self.generations = Generations()
         self._register_ready = False
         self.fanouts: deque[tuple[list[Work], Entry]] = deque()
         self._fanning: asyncio.Task[None] | None = None
@@ -263,7 +261,7 @@ class Live:
         return None if found is None else int(found)
 
     async def _ack(self, entry: Entry) -> None:
-        if entry.event is not None and not self.generations.is_stale(entry.event):
+        if entry.event is not None:
             await entry.stream.ack(entry.event)
 
     def clock(self, partition: int | None = None) -> int:
@@ -317,18 +315,12 @@ class Live:
         started = time.perf_counter()
         count = 0
         async with self.lock:
-            events, stale = self.generations.current(events)
-            if stale:
-                log.info("events fetched before a rebalance dropped: read again from the "
-                         "committed offsets", extra={"events": stale})
             unit = Unit()
             sends: list[Output] = []
             now = now_ms()
-            entries = [self._stage(event, stream, now) for event in events]
-            count = len(entries)
-            if self.align is None:
-                entries = _in_event_time_order(entries)
-            for entry in entries:
+            for event in events:
+                count += 1
+                entry = self._stage(event, stream, now)
                 if self.align is None or not self._ordered(entry, unit):
                     self._process(entry, unit, sends, now)
             if self.align is not None:
@@ -627,7 +619,6 @@ class Live:
             self.fanouts = deque((w, e) for w, e in self.fanouts
                                  if e.message.partition not in partitions)
             await self.committer.drain()
-            self.generations.revoked(self.app.consumer_generation_id)
             for partition in partitions:
                 self.counts.pop(partition, None)
                 self.closed.pop(partition, None)
@@ -719,46 +710,6 @@ class Live:
 def _key(raw: Any) -> tuple[Any, ...]:
     """An order key back from JSON (lists to tuples, all the way down)."""
     return tuple(_key(part) if isinstance(part, list) else part for part in raw)
-
-
-def _in_event_time_order(entries: list[Entry]) -> list[Entry]:
-    """On the wall clock, one batch's inputs in event-time order (`Pipeline.order_key`).
-
-    A batch holds what the consumer fetched from several topics of a partition, topic by
-    topic: a person's highway scan and their earlier station scan, a raise and the scans
-    before it, come in fetch order. Sorting the batch takes them as the replay would
-    within the batch's span, so that one worker and two (whose fetches differ) decide a
-    backlog alike more often; across batches the order stays the arrival order (the stream
-    clock orders everything). An entry without an event time (a dead letter, a tick, a
-    mark) keeps its place after the entry before it. The batch is acknowledged as one
-    unit, so the offsets' order does not matter."""
-    if len(entries) < 2:
-        return entries
-    keyed, last = [], FIRST_KEY
-    for index, entry in enumerate(entries):
-        key = _event_key(entry)
-        last = key if key is not None else last
-        keyed.append((last, index, entry))
-    keyed.sort(key=lambda row: (row[0], row[1]))
-    return [entry for _, _, entry in keyed]
-
-
-#: before every order key
-FIRST_KEY: tuple[Any, ...] = (-(2**62),)
-
-
-def _event_key(entry: Entry) -> tuple[Any, ...] | None:
-    if entry.rejected is not None or entry.value is None:
-        return None
-    message = entry.message
-    if message.topic != T.PERSON_WORK:
-        return Pipeline.order_key(message.topic, entry.value, message.position)
-    source = entry.value.get("source") or {}
-    payload = entry.value.get("payload")
-    if entry.value.get("kind") in (MARK, TICKED) or source.get("offset") is None \
-            or not isinstance(payload, dict) or "event_time" not in payload:
-        return None
-    return Pipeline.order_key(source["topic"], payload, (source["partition"], source["offset"]))
 
 
 def _fans_out(works: list[Work]) -> bool:

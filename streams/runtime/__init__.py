@@ -8,8 +8,8 @@ changes the internals it relies on:
 - `consumer`: the four tasks Faust makes per consumed message;
 - `store`: a RocksDB store that writes where the key's partition says;
 - `changelog`: table rows written with their changelog records sent by the worker;
-- `delivery`: inputs acknowledged only once everything that follows is on the broker;
-- `generations`: events fetched before a rebalance neither decided nor acknowledged after it;
+- `delivery`: inputs acknowledged only once everything that follows is on the broker,
+  unit after unit;
 - `registerfeed`: the register read whole by every worker (not a GlobalTable, #283);
 - `duetimes`: due times derived from states (not windowed tables, #385, #193);
 - `alignment`: the stream clock (event-time order across topics and partitions).

@@ -12,7 +12,17 @@ would never be processed again. The worker therefore takes its events unacknowle
    states (both in the person table's changelog, each partition's rows in the order
    written), so that a state on the broker implies its counts are, and a redelivered
    input finds either its state (a duplicate, nothing sent or counted twice) or neither;
-3. once those are acknowledged, its events are acknowledged and Faust may commit them.
+3. once those are acknowledged, and every earlier unit's events are, its events are
+   acknowledged and Faust may commit them.
+
+Units' deliveries may settle in another order than the units were decided (their rows go
+to different changelog partitions), and Faust commits a partition's acknowledged offsets
+from the lowest one it holds: its gap check misses a gap of exactly one offset at the head
+(the committed offset is already the next to read) and is skipped once a revocation made
+it forget the committed offset (faust-streaming #312). A later unit acknowledged first
+could so commit past an input whose state was not yet written, and a kill -9 then lost it
+(most likely what the CI's two-worker chaos test once showed: a scan whose state never
+reached the changelog and was never read again). So units are acknowledged in order.
 
 Units are written in the order they were decided (a later state may hold an earlier
 unit's effects: the ids of inputs it has seen). A state a later unit decided again is not
@@ -90,7 +100,9 @@ class Committer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
-        self._acks: set[asyncio.Future[None]] = set()
+        self._acks: set[asyncio.Future[bool]] = set()
+        #: the last unit's acknowledgement: the next one waits for it
+        self._last_ack: asyncio.Future[bool] | None = None
 
     def submit(self, unit: Unit) -> None:
         if not unit:
@@ -131,14 +143,24 @@ class Committer:
                                                          self.on_failure))
         if unit.events:
             settled: Awaitable[Any] = asyncio.gather(*deliveries)
-            acking = asyncio.ensure_future(self._acknowledge(settled, unit.events))
+            acking = asyncio.ensure_future(self._acknowledge(settled, unit.events, self._last_ack))
+            self._last_ack = acking
             self._acks.add(acking)
             acking.add_done_callback(self._acks.discard)
 
-    async def _acknowledge(self, settled: Awaitable[Any], events: list[Any]) -> None:
+    async def _acknowledge(self, settled: Awaitable[Any], events: list[Any],
+                           previous: asyncio.Future[bool] | None) -> bool:
+        """Acknowledge `events` once `settled` and the previous unit's acknowledgement are;
+        False (and nothing acknowledged, then or after) when anything was refused: the
+        worker is ending and these inputs are read again."""
         try:
             await settled
         except Exception:
-            return
+            return False
+        if previous is not None:
+            await asyncio.wait([previous])
+            if previous.cancelled() or previous.exception() is not None or not previous.result():
+                return False
         for event in events:
             await self.ack(event)
+        return True
