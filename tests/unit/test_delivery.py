@@ -132,19 +132,25 @@ def test_states_are_served_newest_first_and_decoded_once():
     assert states.get("p-2") is not None and len(states) == 1  # the cache holds one
 
 
+
+async def two_units(failures: list[str]) -> tuple[Committer, list[Any], list[asyncio.Future[Any]]]:
+    """Two units of two persons decided in order, their rows written, none settled yet."""
+    done, writer, states, acked = committer(failures)
+    first, second = PersonState("p-1", colour="red"), PersonState("p-2", colour="yellow")
+    for state in (first, second):
+        states.decided(state)
+    done.submit(Unit([], [first], [], ["input-10"]))
+    done.submit(Unit([], [second], [], ["input-11"]))
+    await asyncio.sleep(0.01)
+    return done, acked, writer.deliveries
+
+
 def test_a_later_unit_whose_rows_settle_first_is_acknowledged_after_the_earlier_one():
     """Faust commits from the lowest acknowledged offset and misses a one-offset gap at the
     head: had the later unit been acknowledged first, a commit could pass the earlier
     input while its state was not on the broker, and a kill -9 would lose it."""
     async def scenario() -> None:
-        done, writer, states, acked = committer([])
-        first, second = PersonState("p-1", colour="red"), PersonState("p-2", colour="yellow")
-        for state in (first, second):
-            states.decided(state)
-        done.submit(Unit([], [first], [], ["input-10"]))
-        done.submit(Unit([], [second], [], ["input-11"]))
-        await asyncio.sleep(0.01)
-        row_1, row_2 = writer.deliveries
+        done, acked, (row_1, row_2) = await two_units([])
         row_2.set_result(None)  # the later unit's row is on the broker first
         await asyncio.sleep(0.01)
         assert acked == []
@@ -158,14 +164,7 @@ def test_a_later_unit_whose_rows_settle_first_is_acknowledged_after_the_earlier_
 def test_after_a_refused_unit_no_later_unit_is_acknowledged():
     async def scenario() -> None:
         failures: list[str] = []
-        done, writer, states, acked = committer(failures)
-        first, second = PersonState("p-1", colour="red"), PersonState("p-2", colour="yellow")
-        for state in (first, second):
-            states.decided(state)
-        done.submit(Unit([], [first], [], ["input-10"]))
-        done.submit(Unit([], [second], [], ["input-11"]))
-        await asyncio.sleep(0.01)
-        row_1, row_2 = writer.deliveries
+        done, acked, (row_1, row_2) = await two_units(failures)
         row_2.set_result(None)
         row_1.set_exception(RuntimeError("refused"))
         await done.drain()
