@@ -70,7 +70,8 @@ def live_outputs(bootstrap: str, records: list[dict], count: int, log_dir: Path)
 
 
 TWO_WORKERS = pytest.mark.xfail(
-    reason="Faust sometimes stops delivering a topic-partition after a mid-backlog rebalance",
+    reason="after a mid-backlog rebalance a never-committed partition is not sought back "
+           "(aiokafka seek_to_committed skips offset None/0): docs/architecture.md",
     strict=False)
 
 
