@@ -11,7 +11,8 @@ The path of one scan (docs/architecture.md draws it):
 6. its outputs go to the producer, its state and its partition's daily counts into a
    `Unit`;
 7. the `Committer` writes the unit once its outputs are acknowledged;
-8. and acknowledges the event once its rows are, so that Faust may commit its offset.
+8. and acknowledges the event once its rows are and every earlier unit's events are (in
+   the order decided), so that Faust may commit its offset.
 
 Nothing here decides anything: what an input becomes is the core's (the offline replay
 drives the same core). Each pass over a batch holds `lock`, which the recovery after a
