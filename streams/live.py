@@ -46,7 +46,7 @@ from .policy_tools import apply_publication
 from .reports import AreaDay, Cells, days_to_close
 from .runtime.alignment import Alignment
 from .runtime.changelog import ChangelogWriter, parse_partition_row, partition_row_key
-from .runtime.delivery import Committer, Unit, exit_undelivered, undelivered
+from .runtime.delivery import Committer, FanoutAcks, Unit, exit_undelivered, undelivered
 from .runtime.duetimes import DueTimes
 from .runtime.registerfeed import RegisterFeed
 from .runtime.states import States
@@ -181,6 +181,7 @@ class Live:
         self.lock = asyncio.Lock()
         self._register_ready = False
         self.fanouts: deque[tuple[list[Work], Entry]] = deque()
+        self.fanout_acks = FanoutAcks()
         self._fanning: asyncio.Task[None] | None = None
         #: (partition, target) -> the last mark sent
         self._marks: dict[tuple[int, int], tuple[Any, int]] = {}
@@ -398,9 +399,10 @@ class Live:
             metrics.INPUTS.labels(routed.stream, routed.status).inc()  # its routing is its fate
         if self.align is None and len(routed.work) > FANOUT_SLICE and _fans_out(routed.work):
             self.fanouts.append((routed.work, entry))
+            self.fanout_acks.started(_tp(entry))
             return  # acknowledged with its last slice
         self._decide(routed.work, entry, now, unit, sends)
-        unit.events.append(entry)
+        self.fanout_acks.decided(_tp(entry), entry, unit.events)
 
     def _decide(self, works: Iterable[Work], entry: Entry, now: int, unit: Unit,
                 sends: list[Output]) -> None:
@@ -471,7 +473,7 @@ class Live:
                 del works[:FANOUT_SLICE]
                 if not works:
                     self.fanouts.popleft()
-                    unit.events.append(entry)
+                    self.fanout_acks.finished(_tp(entry), entry, unit.events, _offset)
                 unit.rows.extend(self._rows())
                 await self._send(sends, unit)
                 self.committer.submit(unit)
@@ -619,6 +621,7 @@ class Live:
                 self.align.revoke(partitions)
             self.fanouts = deque((w, e) for w, e in self.fanouts
                                  if e.message.partition not in partitions)
+            self.fanout_acks.revoke(partitions)
             await self.committer.drain()
             for partition in partitions:
                 self.counts.pop(partition, None)
@@ -711,6 +714,15 @@ class Live:
 def _key(raw: Any) -> tuple[Any, ...]:
     """An order key back from JSON (lists to tuples, all the way down)."""
     return tuple(_key(part) if isinstance(part, list) else part for part in raw)
+
+
+def _tp(entry: Entry) -> tuple[str, int]:
+    """The topic partition an entry was consumed from."""
+    return entry.message.name or entry.message.topic, entry.message.partition or 0
+
+
+def _offset(entry: Entry) -> int:
+    return entry.message.offset or 0
 
 
 def _fans_out(works: list[Work]) -> bool:

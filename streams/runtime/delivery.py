@@ -86,6 +86,50 @@ def exit_undelivered(topic: str, error: BaseException) -> None:
     os._exit(EXIT_UNDELIVERED)
 
 
+class FanoutAcks:
+    """On the wall clock a raise's long fan-out is decided a slice per pass and its input
+    acknowledged with the last slice, while later inputs go on. Acknowledged at once, the
+    later inputs of the same topic partition would let Faust commit past the fan-out's
+    input (a one-offset gap at the head, see the module docstring), and a kill -9 in the
+    middle of the fan-out would then leave the rest of its visitors never re-evaluated. So
+    they wait: released with the last of that partition's pending fan-outs, in offset order.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], int] = {}
+        self._held: dict[tuple[str, int], list[Any]] = {}
+
+    def started(self, tp: tuple[str, int]) -> None:
+        """A fan-out of an input of `tp` is deferred to slices."""
+        self._pending[tp] = self._pending.get(tp, 0) + 1
+
+    def decided(self, tp: tuple[str, int], entry: Any, events: list[Any]) -> None:
+        """`entry` is decided: into `events` (a unit's, to acknowledge), or held while a
+        fan-out of its topic partition is pending."""
+        if self._pending.get(tp):
+            self._held.setdefault(tp, []).append(entry)
+        else:
+            events.append(entry)
+
+    def finished(self, tp: tuple[str, int], entry: Any, events: list[Any],
+                 offset: Callable[[Any], int]) -> None:
+        """The fan-out of `entry` is decided to its last slice: it goes into `events`, and
+        with the last pending one of `tp` every entry held for it, in offset order."""
+        left = self._pending.get(tp, 0) - 1
+        if left > 0:
+            self._pending[tp] = left
+            events.append(entry)
+            return
+        self._pending.pop(tp, None)
+        events.extend(sorted([entry, *self._held.pop(tp, [])], key=offset))
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Partitions moved away: their held entries are read again by the new owner."""
+        for tp in [tp for tp in (*self._pending, *self._held) if tp[1] in partitions]:
+            self._pending.pop(tp, None)
+            self._held.pop(tp, None)
+
+
 class Committer:
     """Writes and acknowledges units in order, in the background (see the module docstring)."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from streams.engine import PersonState
-from streams.runtime.delivery import Committer, Unit
+from streams.runtime.delivery import Committer, FanoutAcks, Unit
 from streams.runtime.states import States
 
 
@@ -171,3 +171,35 @@ def test_after_a_refused_unit_no_later_unit_is_acknowledged():
         assert acked == [] and failures == ["persons-changelog"]
 
     asyncio.run(scenario())
+
+
+def test_inputs_after_a_pending_fan_out_wait_for_it_and_go_in_offset_order():
+    """A raise's fan-out (wall clock, in slices) is acknowledged with its last slice; the
+    inputs after it on its topic partition must not be acknowledged first, or Faust could
+    commit past the raise and a kill -9 would leave the rest of its visitors undecided."""
+    acks = FanoutAcks()
+    work, other = ("person-work", 0), ("person-work", 1)
+    unit: list[int] = []
+    acks.decided(work, 9, unit)
+    acks.started(work)  # the raise at offset 10
+    acks.decided(work, 11, unit)
+    acks.decided(other, 4, unit)  # another partition does not wait
+    acks.started(work)  # a second raise at offset 12
+    acks.decided(work, 13, unit)
+    assert unit == [9, 4]
+    acks.finished(work, 10, unit, offset=int)
+    assert unit == [9, 4, 10]  # 11 and 13 still wait for the raise at 12
+    acks.finished(work, 12, unit, offset=int)
+    assert unit == [9, 4, 10, 11, 12, 13]
+    acks.decided(work, 14, unit)
+    assert unit[-1] == 14
+
+
+def test_a_revoked_partition_forgets_what_it_held():
+    acks = FanoutAcks()
+    unit: list[int] = []
+    acks.started(("person-work", 2))
+    acks.decided(("person-work", 2), 7, unit)
+    acks.revoke({2})
+    acks.decided(("person-work", 2), 8, unit)
+    assert unit == [8]
