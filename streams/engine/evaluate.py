@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .matching import Facts
 from .policy import COLOUR_RANK, Policy, PolicyBook, Rule
 from .register import (
     ANY_LEVEL,
@@ -193,7 +194,21 @@ def first_match(
     inbound: Mapping[str, Any] | None = None, known: Known | None = None,
 ) -> tuple[Rule, list[str]] | None:
     """The first rule of `trigger` that holds, and the register updates that make it hold;
-    the register as known by `known` (default: by `at`)."""
+    the register as known by `known` (default: by `at`). Through the policy's compiled
+    rules (`streams.engine.matching`); the same answer as `first_match_walk`."""
+    matcher = policy.matcher(trigger)
+    if matcher is None:
+        return None
+    return matcher.first_match(
+        Facts(visited, register, at, known_by(at) if known is None else known), inbound)
+
+
+def first_match_walk(
+    policy: Policy, trigger: str, visited: list[str], register: Register, at: int,
+    inbound: Mapping[str, Any] | None = None, known: Known | None = None,
+) -> tuple[Rule, list[str]] | None:
+    """`first_match` the way the policy file reads: every rule in order, each condition
+    asking the register. The reference the compiled rules are tested against."""
     facts = _Facts(list(visited), register, at, known_by(at) if known is None else known)
     for rule in policy.rules_on(trigger):
         causes = match_rule(rule, visited, policy, register, at, inbound, facts)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+from .matching import CompiledTrigger, compile_policy
 from .timeutil import parse_ts
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -119,6 +120,8 @@ class Policy:
     _by_id: dict[str, Rule] = field(default_factory=dict, compare=False, repr=False)
     _by_trigger: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False,
                                                      repr=False)
+    _matchers: dict[str, CompiledTrigger] = field(default_factory=dict, compare=False,
+                                                  repr=False)
 
     def ref(self) -> dict[str, Any]:
         return {"id": self.id, "version": self.version}
@@ -129,6 +132,12 @@ class Policy:
         if found is None:
             found = self._by_trigger[trigger] = tuple(r for r in self.rules if r.trigger == trigger)
         return found
+
+    def matcher(self, trigger: str) -> CompiledTrigger | None:
+        """The rules of `trigger` compiled for matching (None: the policy has none)."""
+        if not self._matchers:
+            self._matchers.update(compile_policy(self))
+        return self._matchers.get(trigger)
 
     def rule(self, rule_id: str) -> Rule | None:
         if not self._by_id:
@@ -237,6 +246,7 @@ class PolicyBook:
             if key in self._by_id:
                 raise PolicyError(f"policy {key} loaded twice")
             self._by_id[key] = policy
+            policy.matcher("arrival")  # compiled when the book is made, not on first use
             self._by_jurisdiction.setdefault(policy.jurisdiction, []).append(policy)
         for versions in self._by_jurisdiction.values():
             versions.sort(key=lambda p: (p.valid_from, p.version))

@@ -28,9 +28,28 @@ def parse_ts(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-@lru_cache(maxsize=4096)
 def format_ts(ms: int) -> str:
-    """Render in +08:00 so that every output names the local day the policy counts."""
+    """Render in +08:00 so that every output names the local day the policy counts.
+
+    `datetime.isoformat`'s text, built from the day's date (cached) and integer
+    arithmetic: every output carries two or three instants, most of them distinct."""
+    if ms < 0:
+        return _format_ts_slow(ms)
+    day, rest = divmod(ms + 8 * HOUR_MS, DAY_MS)
+    seconds, millis = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    if millis:
+        return f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}+08:00"
+    return f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}+08:00"
+
+
+@lru_cache(maxsize=1024)
+def _iso_day(days_since_epoch: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + days_since_epoch).isoformat()
+
+
+def _format_ts_slow(ms: int) -> str:
     moment = datetime.fromtimestamp(ms / 1000, CST)
     return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
 
