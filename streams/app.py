@@ -9,13 +9,13 @@ through the live shell (`streams.live`). Settings are read and checked once
 
 from __future__ import annotations
 
-import gc
 import logging
 
 import faust
 
 from . import observability, runtime, security
 from . import topics as T
+from .collector import collect_rarely
 from .live import Live
 from .runtime.changelog import partitioner
 from .settings import Settings
@@ -50,11 +50,7 @@ app = faust.App(
     **security.from_env().faust(),  # TLS / SASL from CHECKPOINT_SECURITY_* (default plaintext)
 )
 runtime.install(app)
-# The cyclic collector's young generation at its default (700 allocations) ran hundreds of
-# times a second on a busy worker and promoted short-lived batch objects into full passes
-# over every cached state: about a fifth of a large re-evaluation's time. Person states are
-# acyclic; reference counting frees them. A larger first threshold keeps cycles collected.
-gc.set_threshold(settings.gc_threshold, 20, 100)
+collect_rarely(settings.gc_threshold)  # see streams.collector
 # Every output gets a log line; the JSON lines use none of the record's caller, thread or
 # process fields, which `logging` otherwise looks up for each record (the logging HOWTO's
 # "Optimization" knobs): about 5 µs a line.

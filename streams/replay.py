@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import orjson
 
 from . import codec
+from .collector import collecting_rarely
 from .engine import TICK, PersonState, PolicyBook, Register, VisitorIndex, load_policy_dir
 from .engine.timeutil import parse_ts
 from .pipeline import CoreConfig, Decision, Message, Pipeline, Routed, Work
@@ -235,12 +236,13 @@ class Replay:
             progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Feed `records` (and the unreadable lines, each in its place), then pass event
         time up to `until` if given."""
-        for record in heapq.merge(records, sorted(dead_letters)):
-            self.feed(record)
-            if progress is not None:
-                progress(1)
-        if until is not None:
-            self.advance_to(until)
+        with collecting_rarely():
+            for record in heapq.merge(records, sorted(dead_letters)):
+                self.feed(record)
+                if progress is not None:
+                    progress(1)
+            if until is not None:
+                self.advance_to(until)
         return self.outputs
 
 
@@ -253,14 +255,15 @@ def replay_file(
     stream: TextIO | None = None,
 ) -> Replay:
     """Replay a recording (a path, or `stream` for stdin); returns the finished run."""
-    if stream is not None:
-        lines: Iterator[bytes] = (line.encode() for line in stream)
-        records, rejected = read_recording(lines)
-    else:
-        with open(path, "rb") as handle:  # type: ignore[arg-type]
-            records, rejected = read_recording(handle)
-    replay = Replay(policies)
-    replay.run(records, until, dead_letters=rejected)
+    with collecting_rarely():
+        if stream is not None:
+            lines: Iterator[bytes] = (line.encode() for line in stream)
+            records, rejected = read_recording(lines)
+        else:
+            with open(path, "rb") as handle:  # type: ignore[arg-type]
+                records, rejected = read_recording(handle)
+        replay = Replay(policies)
+        replay.run(records, until, dead_letters=rejected)
     return replay
 
 

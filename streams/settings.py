@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .collector import GC_THRESHOLD
+
 T = TypeVar("T")
 
 APP_NAME = "checkpoint-streams"
@@ -124,7 +126,7 @@ class Settings:
     #: how often each partition's daily counts are sent to the report owners (seconds)
     report_interval: float = 30.0
     #: allocations between two young-generation passes of Python's cyclic collector
-    gc_threshold: int = 50_000
+    gc_threshold: int = GC_THRESHOLD
     #: decoded person states kept for returning persons (about 5 KB each)
     state_cache: int = 20_000
     #: the producer's batch size per partition (bytes; Faust's default is 16 KiB)
