@@ -222,6 +222,7 @@ def preload(ns: Namespace, records: list[dict[str, Any]]) -> float:
 def section_engine(plan: Plan, seed: int) -> dict[str, Any]:
     """The pure engine (process() per scan) and the whole offline replay, no Kafka."""
     from streams import codec
+    from streams.collector import collecting_rarely
     from streams.engine import SCAN, Context, Register, load_policy_dir, process
     from streams.replay import Replay, read_recording
 
@@ -236,11 +237,12 @@ def section_engine(plan: Plan, seed: int) -> dict[str, Any]:
             scans.append(record["value"])
     states: dict[str, Any] = {}
     started = time.perf_counter()
-    for value in scans:
-        person = value["person"]
-        outcome = process(states.get(person), person, SCAN, value,
-                          Context(register, policies, parse_ts(value["event_time"])))
-        states[person] = outcome.state
+    with collecting_rarely():  # as a worker and the replay do (streams.collector)
+        for value in scans:
+            person = value["person"]
+            outcome = process(states.get(person), person, SCAN, value,
+                              Context(register, policies, parse_ts(value["event_time"])))
+            states[person] = outcome.state
     engine_seconds = time.perf_counter() - started
 
     limits = codec.Limits(None, None)
