@@ -457,7 +457,7 @@ async def _paced_run(ns: Namespace, seed: int, rate: float, seconds: float) -> d
     await ready.wait()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streams.load", "--seed", str(seed), "--scans", str(scans),
-        "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--prefix", ns.prefix,
+        "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--namespace", ns.namespace,
         "--end", format_ts(end), "--upgrades", "0", "--exposed-trips", "0", "--no-progress", cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await process.communicate()
