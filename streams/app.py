@@ -75,11 +75,13 @@ report_parts = topic(T.REPORT_PARTS)
 # Table keys are the raw UTF-8 bytes of the person (key_type=bytes: raw serializer), exactly
 # the bytes of the input topics' keys; partition rows (a partition's daily counts) name
 # their partition (streams.runtime.changelog).
+# With rocksdb:// both tables' partitions share one memory budget (streams.runtime.store).
+rocksdb = {"memory_bytes": settings.rocksdb_memory_bytes}
 persons = app.Table("persons", key_type=bytes, value_type=bytes,
-                    partitions=settings.partitions, use_partitioner=True)
+                    partitions=settings.partitions, use_partitioner=True, options=rocksdb)
 # area:date -> {"parts": {partition: counts}}: what the report of that area and day sums
 report_counts = app.Table("report-counts", key_type=bytes, value_type=bytes,
-                          partitions=settings.partitions, use_partitioner=True)
+                          partitions=settings.partitions, use_partitioner=True, options=rocksdb)
 
 live = Live(app, settings, persons)
 observability.install(app)

@@ -129,6 +129,9 @@ class Settings:
     gc_threshold: int = GC_THRESHOLD
     #: decoded person states kept for returning persons (about 5 KB each)
     state_cache: int = 20_000
+    #: RocksDB's memory for the whole worker: one block cache shared by every table
+    #: partition, with the memtables charged to it (streams.runtime.store)
+    rocksdb_memory_bytes: int = 256 * 2**20
     #: the producer's batch size per partition (bytes; Faust's default is 16 KiB)
     producer_batch_bytes: int = 524_288
     #: originals of dead letters over this size are kept as a prefix and a digest
@@ -207,6 +210,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "report_interval": ("CHECKPOINT_REPORT_INTERVAL", _number(float, 0.05)),
     "gc_threshold": ("CHECKPOINT_GC_THRESHOLD", _number(int, 1)),
     "state_cache": ("CHECKPOINT_STATE_CACHE", _number(int, 0)),
+    "rocksdb_memory_bytes": ("CHECKPOINT_ROCKSDB_MEMORY_BYTES", _number(int, 16 * 2**20)),
     "producer_batch_bytes": ("CHECKPOINT_PRODUCER_BATCH_BYTES", _number(int, 1024)),
     "dead_letter_max_original_bytes": ("CHECKPOINT_DEAD_LETTER_MAX_ORIGINAL_BYTES",
                                        _number(int, 1024, 700_000)),

@@ -73,6 +73,18 @@ def test_the_rocksdb_store_files_writes_through_set_key_index_and_db_for_partiti
     assert STORES.aliases["rocksdb"] == "streams.runtime.store:Store"
 
 
+def test_the_rocksdb_store_builds_its_options_from_the_table_options_in_init():
+    """streams.runtime.store: Faust's `Store.__init__` makes `rocksdb_options` from the
+    table's `options` and opens every partition's database through `as_options()`; ours
+    replaces the options after it, so the databases share one memory budget."""
+    from faust.stores.rocksdb import RocksDBOptions, Store
+
+    init = inspect.getsource(Store.__init__)
+    assert "self.rocksdb_options = RocksDBOptions(" in init and "**self.options" in init
+    assert "self.as_options()" in inspect.getsource(RocksDBOptions.open)
+    assert "set_block_based_table_factory" in inspect.getsource(RocksDBOptions.as_options)
+
+
 def test_streams_can_take_events_without_acknowledging_them():
     """streams.runtime.delivery: `Stream.noack_take(max_, within)` exists (the agent takes
     its batches unacknowledged and acknowledges each event once it is delivered)."""
