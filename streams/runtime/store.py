@@ -79,7 +79,8 @@ class BoundedOptions(RocksDBOptions):
 class Store(FaustRocksStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rocksdb_options = BoundedOptions(**self.options, use_rocksdict=self.use_rocksdict)
+        self.rocksdb_options = BoundedOptions(**(self.options or {}),
+                                              use_rocksdict=self.use_rocksdict)
 
     def _partition_of(self, key: bytes) -> int:
         partitions = self.table.partitions or self.app.conf.topic_partitions
