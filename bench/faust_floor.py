@@ -48,7 +48,7 @@ def build(broker: str, prefix: str, group: str, expect: int, mode: str, port: in
         producer_max_batch_size=settings().producer_batch_bytes, producer_partitioner=partitioner,
         web_port=port, web_host="127.0.0.1", datadir=tempfile.mkdtemp(prefix="cs-floor-"))
     runtime.producer.install(app)
-    runtime.consumer.install()
+    runtime.consumer.install(settings().fetch_min_bytes, settings().fetch_max_wait_ms)
     table = app.Table("floor", key_type=bytes, value_type=bytes, partitions=4,
                       use_partitioner=True)
     writer = ChangelogWriter(app, table)

@@ -2,6 +2,7 @@
 
     python -m bench.profile --broker 127.0.0.1:42092 --scans 5000 [--out /tmp/worker.txt]
     python -m bench.profile --broker 127.0.0.1:42092 --retro 20000   # an area raise instead
+    python -m bench.profile --broker 127.0.0.1:42092 --scans 8000 --rate 800  # steady arrival
 
 With `--retro N` the worker is first fed N recent visitors of one area, unprofiled, and
 the samples cover only the retroactive raise of that area (the bench's `retro` section).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -57,6 +59,21 @@ def categorise(path: Path) -> list[tuple[str, float]]:
     return [(name, count / max(total, 1)) for name, count in counts.most_common()]
 
 
+def worker_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def paced(ns: Namespace, seed: int, scans: int, rate: float) -> None:
+    """`scans` scans sent by a producer process at `rate` a second, at their event times."""
+    subprocess.run(
+        [sys.executable, "-m", "streams.load", "--seed", str(seed), "--scans", str(scans),
+         "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--namespace", ns.namespace,
+         "--upgrades", "0", "--exposed-trips", "0", "--no-progress"],
+        check=True, stdout=subprocess.DEVNULL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", default="127.0.0.1:9092")
@@ -64,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--retro", type=int, metavar="N",
                         help="profile the re-evaluation of N visitors after an area raise")
+    parser.add_argument("--rate", type=float, metavar="SCANS_PER_S",
+                        help="profile steady arrival instead of a backlog: --scans sent by a "
+                             "paced producer process at this rate, at their event times")
     parser.add_argument("--out", type=Path, default=Path("/tmp/worker-profile.txt"))
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -87,22 +107,29 @@ def main(argv: list[str] | None = None) -> int:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         started = time.monotonic()
+        cpu_before = worker_cpu_seconds(worker.process.pid)
         if args.retro:
             run = asyncio.run(raise_and_wait(ns, area, args.retro, f"profile-up-{area}",
                                               timeout=max(120.0, args.retro / 200)))
             done, what = run["reevaluated"], "visitors re-evaluated"
+        elif args.rate:
+            paced(ns, args.seed, args.scans, args.rate)
+            probe.wait_idle(timeout=900, poll=0.5)
+            done, what = args.scans, f"scans at {args.rate:,.0f}/s"
         else:
             preload(ns, records)
             probe.wait_idle(timeout=900, poll=0.5)
             done, what = len(records), "records drained"
         seconds = time.monotonic() - started
+        cpu = worker_cpu_seconds(worker.process.pid) - cpu_before
         sampler.send_signal(2)
         sampler.wait(60)
     finally:
         probe.close()
         worker.stop()
         drop_namespace(ns)
-    print(f"{done:,} {what} in {seconds:.1f} s ({done / seconds:,.0f}/s); "
+    print(f"{done:,} {what} in {seconds:.1f} s ({done / seconds:,.0f}/s); worker CPU "
+          f"{cpu:.1f} s ({cpu / done * 1e6:,.0f} µs each, py-spy's sampling included); "
           f"stacks in {args.out}")
     for name, share in categorise(args.out):
         print(f"{share:6.1%}  {name}")

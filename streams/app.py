@@ -49,7 +49,7 @@ app = faust.App(
     origin="streams.app",
     **security.from_env().faust(),  # TLS / SASL from CHECKPOINT_SECURITY_* (default plaintext)
 )
-runtime.install(app)
+runtime.install(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
 collect_rarely(settings.gc_threshold)  # see streams.collector
 # Every output gets a log line; the JSON lines use none of the record's caller, thread or
 # process fields, which `logging` otherwise looks up for each record (the logging HOWTO's

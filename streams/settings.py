@@ -129,6 +129,10 @@ class Settings:
     gc_threshold: int = GC_THRESHOLD
     #: decoded person states kept for returning persons (about 5 KB each)
     state_cache: int = 20_000
+    #: a fetch from the broker waits for this many bytes or `fetch_max_wait_ms`
+    #: (streams.runtime.consumer; aiokafka's defaults: 1 byte, Faust's 1500 ms)
+    fetch_min_bytes: int = 65_536
+    fetch_max_wait_ms: int = 10
     #: RocksDB's memory for the whole worker: one block cache shared by every table
     #: partition, with the memtables charged to it (streams.runtime.store)
     rocksdb_memory_bytes: int = 256 * 2**20
@@ -210,6 +214,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "report_interval": ("CHECKPOINT_REPORT_INTERVAL", _number(float, 0.05)),
     "gc_threshold": ("CHECKPOINT_GC_THRESHOLD", _number(int, 1)),
     "state_cache": ("CHECKPOINT_STATE_CACHE", _number(int, 0)),
+    "fetch_min_bytes": ("CHECKPOINT_FETCH_MIN_BYTES", _number(int, 1)),
+    "fetch_max_wait_ms": ("CHECKPOINT_FETCH_MAX_WAIT_MS", _number(int, 0, 60_000)),
     "rocksdb_memory_bytes": ("CHECKPOINT_ROCKSDB_MEMORY_BYTES", _number(int, 16 * 2**20)),
     "producer_batch_bytes": ("CHECKPOINT_PRODUCER_BATCH_BYTES", _number(int, 1024)),
     "dead_letter_max_original_bytes": ("CHECKPOINT_DEAD_LETTER_MAX_ORIGINAL_BYTES",

@@ -5,7 +5,7 @@ tests/unit/test_runtime_pins.py fails when a faust-streaming (or mode, aiokafka)
 changes the internals it relies on:
 
 - `producer`: the producer lookup that costs three event-loop trips per send;
-- `consumer`: the four tasks Faust makes per consumed message;
+- `consumer`: the four tasks Faust makes per consumed message, and its fetch sizes;
 - `store`: a RocksDB store that writes where the key's partition says;
 - `changelog`: table rows written with their changelog records sent by the worker;
 - `delivery`: inputs acknowledged only once everything that follows is on the broker,
@@ -22,8 +22,8 @@ from typing import Any
 from . import consumer, producer, store
 
 
-def install(app: Any) -> None:
+def install(app: Any, fetch_min_bytes: int = 1, fetch_max_wait_ms: int = 1500) -> None:
     """Apply the patches to this process and app (once, before the worker starts)."""
     producer.install(app)
-    consumer.install()
+    consumer.install(fetch_min_bytes, fetch_max_wait_ms)
     store.install()

@@ -1,6 +1,6 @@
-"""Faust hot-path fix: four asyncio tasks per consumed message.
+"""Faust hot-path fixes: four asyncio tasks per consumed message, and a fetch per record.
 
-The consumer's fetch loop (`faust.transport.drivers.aiokafka.Consumer._drain_messages`,
+The tasks: the consumer's fetch loop (`faust.transport.drivers.aiokafka.Consumer._drain_messages`,
 faust-streaming 0.15) hands every message to the conductor inside
 `self.wait_first(callback(message), self.suspend_flow.wait())`, so that a rebalance can
 interrupt a delivery that blocks on a full stream buffer. mode's `wait_first` wraps each
@@ -14,9 +14,12 @@ raced against the other arguments by the original `wait_first`, exactly as befor
 bare Faust agent consuming the scan topics went from about 5,500 to about 9,100
 messages/s with it (bench `faust floor`).
 
-Upstream: no issue tracks it (see docs/architecture.md, "Faust workarounds"); the
-behaviour it relies on is pinned by tests/unit/test_runtime_pins.py, which fails when an
-upgrade changes `_drain_messages` or `Service.wait_first`.
+The fetches: see `fetch_sizes`.
+
+Upstream: no issue tracks either (see docs/architecture.md, "Faust workarounds"); the
+behaviour they rely on is pinned by tests/unit/test_runtime_pins.py, which fails when an
+upgrade changes `_drain_messages`, `Service.wait_first`, `_create_worker_consumer` or how
+aiokafka's consumer builds its fetcher.
 """
 
 from __future__ import annotations
@@ -32,11 +35,35 @@ from mode.services import WaitResults
 _original_wait_first = Service.wait_first
 
 
-def install() -> None:
-    """Give Faust's aiokafka consumer the eager `wait_first` (process-wide)."""
-    from faust.transport.drivers.aiokafka import Consumer
+def install(fetch_min_bytes: int = 1, fetch_max_wait_ms: int = 1500) -> None:
+    """Give Faust's aiokafka consumer the eager `wait_first` and the fetch sizes
+    (process-wide; see `fetch_sizes`)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 
     Consumer.wait_first = eager_wait_first  # type: ignore[method-assign]
+    create = _original_create.setdefault("create", AIOKafkaConsumerThread._create_worker_consumer)
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        return fetch_sizes(create(self, transport), fetch_min_bytes, fetch_max_wait_ms)
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
+_original_create: dict[str, Any] = {}
+
+
+def fetch_sizes(consumer: Any, min_bytes: int, max_wait_ms: int) -> Any:
+    """Let the broker hold a fetch until `min_bytes` are there or `max_wait_ms` passed.
+
+    Faust makes its consumer with aiokafka's `fetch_min_bytes=1` and offers no setting:
+    each fetch returns as soon as any record is there. Draining a backlog that is one
+    fetch per many records; at a steady rate it is a fetch per record or two, each one
+    paid for in the consumer thread (request, response decoding, a hand-over to the
+    agent's loop) and again as a batch of one in the agent. Set before the consumer
+    starts: its `Fetcher` is built in `start()` from these two attributes."""
+    consumer._fetch_min_bytes = min_bytes
+    consumer._fetch_max_wait_ms = max_wait_ms
+    return consumer
 
 
 async def eager_wait_first(self: Any, *coros: Any, timeout: Any = None) -> WaitResults:

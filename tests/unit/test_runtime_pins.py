@@ -85,6 +85,43 @@ def test_the_rocksdb_store_builds_its_options_from_the_table_options_in_init():
     assert "set_block_based_table_factory" in inspect.getsource(RocksDBOptions.as_options)
 
 
+def test_the_worker_consumer_is_made_in_one_method_and_builds_its_fetcher_from_two_attributes():
+    """streams.runtime.consumer.fetch_sizes: Faust makes the worker's consumer in
+    `AIOKafkaConsumerThread._create_worker_consumer` (with no fetch_min_bytes), and
+    aiokafka builds the `Fetcher` in `start()` from `_fetch_min_bytes` and
+    `_fetch_max_wait_ms`; ours sets the two before it starts."""
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    made = inspect.getsource(AIOKafkaConsumerThread._create_worker_consumer)
+    assert "aiokafka.AIOKafkaConsumer(" in made and "fetch_min_bytes" not in made
+    start = inspect.getsource(AIOKafkaConsumer.start)
+    assert "fetch_min_bytes=self._fetch_min_bytes" in start
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
+
+    async def made_and_sized() -> None:
+        plain = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+        assert (plain._fetch_min_bytes, plain._fetch_max_wait_ms) == (1, 500)
+        sized = consumer.fetch_sizes(plain, 65_536, 10)
+        assert (sized._fetch_min_bytes, sized._fetch_max_wait_ms) == (65_536, 10)
+
+    asyncio.run(made_and_sized())
+
+
+def test_install_sizes_every_worker_consumer_faust_makes(monkeypatch):
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    class Made:
+        _fetch_min_bytes, _fetch_max_wait_ms = 1, 1500
+
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_create_worker_consumer",
+                        lambda self, transport: Made())
+    monkeypatch.setattr(consumer, "_original_create", {})
+    consumer.install(4096, 7)
+    made = AIOKafkaConsumerThread._create_worker_consumer(object(), None)
+    assert (made._fetch_min_bytes, made._fetch_max_wait_ms) == (4096, 7)
+
+
 def test_streams_can_take_events_without_acknowledging_them():
     """streams.runtime.delivery: `Stream.noack_take(max_, within)` exists (the agent takes
     its batches unacknowledged and acknowledges each event once it is delivered)."""
