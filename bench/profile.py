@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.run import Probe, drop_namespace, now_ms, preload, raise_and_wait
+from bench.run import Probe, _cpu_seconds, drop_namespace, now_ms, preload, raise_and_wait
 from streams.load import LoadConfig, generate, visitors
 from tests.integration.harness import Namespace, Worker
 
@@ -57,12 +56,6 @@ def categorise(path: Path) -> list[tuple[str, float]]:
                     "event loop and other")
         counts[name] += int(n)
     return [(name, count / max(total, 1)) for name, count in counts.most_common()]
-
-
-def worker_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (/proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def paced(ns: Namespace, seed: int, scans: int, rate: float) -> None:
@@ -107,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
         started = time.monotonic()
-        cpu_before = worker_cpu_seconds(worker.process.pid)
+        cpu_before = _cpu_seconds(worker)
         if args.retro:
             run = asyncio.run(raise_and_wait(ns, area, args.retro, f"profile-up-{area}",
                                               timeout=max(120.0, args.retro / 200)))
@@ -121,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             probe.wait_idle(timeout=900, poll=0.5)
             done, what = len(records), "records drained"
         seconds = time.monotonic() - started
-        cpu = worker_cpu_seconds(worker.process.pid) - cpu_before
+        cpu = _cpu_seconds(worker) - cpu_before
         sampler.send_signal(2)
         sampler.wait(60)
     finally:

@@ -520,6 +520,73 @@ async def raise_and_wait(ns: Namespace, area: str, count: int, update_id: str,
             "persons_per_second": len(people) / max((last - sent_at) / 1000, 1e-3)}
 
 
+def _rss_mb(worker: Worker) -> float:
+    """Resident memory of a worker process now (Linux /proc), MB."""
+    assert worker.process is not None
+    status = Path(f"/proc/{worker.process.pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def section_soak(broker: str, minutes: float, rate: float, warm_scans: int, log_dir: Path,
+                 seed: int, every: float = 10.0) -> dict[str, Any]:
+    """One worker (RocksDB store, wall clock) warmed up with `warm_scans` scans, then a
+    paced producer sending `rate` scans/s for `minutes`, by the warm-up's persons only (no
+    new persons: what grows is what leaks). Every `every` seconds: RSS, CPU per scan over
+    the interval, and the group's lag."""
+    ns = Namespace(broker)
+    worker = Worker(ns, log_dir, clock="wall", name="soak",
+                    env={"CHECKPOINT_STORE": "rocksdb://"})
+    probe = Probe(ns)
+    try:
+        worker.start()
+        warm = list(generate(LoadConfig(seed=seed, scans=warm_scans, end=now_ms(), upgrades=0,
+                                        exposed_trips=0)))
+        persons = len({r["value"]["person"] for r in warm if r["topic"] in SCANS})
+        preload(ns, warm)
+        probe.wait_idle(timeout=max(300.0, warm_scans / 50))
+        log(f"soak: warmed up with {persons:,} persons; {rate:,.0f} scans/s for {minutes:g} min")
+        scans = max(int(rate * minutes * 60), 1)
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "streams.load", "--seed", str(seed + 1), "--scans", str(scans),
+             "--rate", f"{rate:.3f}", "--population", str(persons), "--population-seed", str(seed),
+             "--broker", ns.bootstrap, "--namespace", ns.namespace, "--upgrades", "0",
+             "--exposed-trips", "0", "--no-create-topics", "--no-progress"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        samples = []
+        began = time.monotonic()
+        cpu_before, at_before = _cpu_seconds(worker), began
+        while producer.poll() is None:
+            time.sleep(every)
+            cpu, at = _cpu_seconds(worker), time.monotonic()
+            samples.append({"t": round(at - began, 1), "rss_mb": round(_rss_mb(worker), 1),
+                            "cpu_us_per_scan": round((cpu - cpu_before) / (rate * (at - at_before))
+                                                     * 1e6),
+                            "lag": probe.lag()})
+            cpu_before, at_before = cpu, at
+        if producer.returncode:
+            raise RuntimeError(f"producer failed: {producer.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        drained = probe.wait_idle(timeout=300)
+    finally:
+        probe.close()
+        worker.stop()
+        drop_namespace(ns)
+    # the first half fills what is bounded (the decoded-state cache, RocksDB's memtables and
+    # block cache up to their budget); what still grows in the second half grows for ever
+    half = [s for s in samples if s["t"] >= samples[-1]["t"] / 2] or samples
+    first, last = half[0]["rss_mb"], samples[-1]["rss_mb"]
+    cpus = sorted(s["cpu_us_per_scan"] for s in samples[1:-1] or samples)
+    return {
+        "minutes": minutes, "rate_scans_per_second": rate, "persons": persons, "scans": scans,
+        "rss_mb_half_time": first, "rss_mb_end": last,
+        "rss_growth": (last - first) / first if first else None,
+        "rss_mb_max": max(s["rss_mb"] for s in samples),
+        "cpu_us_per_scan_median": cpus[len(cpus) // 2], "cpu_us_per_scan_max": cpus[-1],
+        "lag_max": max(s["lag"] for s in samples), "drain_seconds_after": round(drained, 1),
+        "samples": samples,
+    }
+
+
 def section_retro(broker: str, sizes: tuple[int, ...], log_dir: Path, seed: int) -> dict[str, Any]:
     ns = Namespace(broker)
     worker = Worker(ns, log_dir, clock="wall", name="retro")
@@ -616,6 +683,16 @@ def markdown(result: dict[str, Any]) -> str:
                      f"p50 {_fmt(run['p50_ms'])} / p99 {_fmt(run['p99_ms'])} / "
                      f"p99.9 {_fmt(run['p999_ms'])} ms",
                      f"{run['outputs']:,} outputs; in-worker p99 {_fmt(run['worker_p99_ms'])} ms"))
+    soak = s.get("soak")
+    if soak:
+        growth = soak["rss_growth"]
+        rows.append((f"soak, {soak['minutes']:g} min at {soak['rate_scans_per_second']:,.0f} scans/s",
+                     f"RSS {soak['rss_mb_half_time']:,.0f} → {soak['rss_mb_end']:,.0f} MB "
+                     f"({growth:+.1%} over the second half); CPU {soak['cpu_us_per_scan_median']:,} "
+                     f"µs/scan (median of {len(soak['samples'])} samples, max "
+                     f"{soak['cpu_us_per_scan_max']:,}); lag max {soak['lag_max']:,}",
+                     f"{soak['persons']:,} persons warmed up, none new; RocksDB store; target: "
+                     "RSS growth < 2 %, lag bounded"))
     for run in s.get("retro", {}).get("runs", []):
         rows.append((f"retroactive upgrade, {run['visitors']:,} visitors",
                      f"{run['seconds']:.1f} s" + ("" if run["complete"] else " (incomplete)"),
@@ -645,11 +722,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, under ~3 minutes")
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--only", nargs="*",
-                        choices=["engine", "ceiling", "floor", "pipeline", "latency", "retro"],
+                        choices=["engine", "ceiling", "floor", "pipeline", "latency", "retro",
+                                 "soak"],
                         help="run only these sections (latency needs pipeline's max rate or --max-rate)")
     parser.add_argument("--max-rate", type=float, help="scans/s to base the latency rates on")
     parser.add_argument("--scans", type=int, help="backlog size for ceiling/pipeline (overrides the plan)")
     parser.add_argument("--retro", type=int, nargs="*", help="visitor counts for the retro section")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="also run the soak section: one worker at a steady rate this long")
+    parser.add_argument("--soak-rate", type=float, metavar="SCANS_PER_S",
+                        help="the soak's rate (default: half the measured 1-worker rate, or 500)")
+    parser.add_argument("--soak-persons", type=int, default=20_000,
+                        help="scans of the soak's warm-up (its persons come back, nobody new)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -763,6 +847,11 @@ def main(argv: list[str] | None = None) -> int:
             result["errors"]["latency"] = "no max rate: run the pipeline section or pass --max-rate"
     if "retro" in only and plan.retro:
         attempt("retro", lambda: section_retro(args.broker, plan.retro, log_dir, args.seed))
+    if args.soak:
+        soak_rate = args.soak_rate or (
+            sections.get("pipeline_1", {}).get("scans_per_second", 1000.0) / 2)
+        attempt("soak", lambda: section_soak(args.broker, args.soak, soak_rate, args.soak_persons,
+                                             log_dir, args.seed))
     result["seconds"] = round(time.monotonic() - began, 1)
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -137,6 +137,10 @@ class LoadConfig:
     watch_share: float = 0.05  # of no-risk travellers, those who visit an area upgraded later
     exposed_trips: int = 1
     star_mismatch_share: float = 0.002  # highway scans whose itinerary star is unexplained
+    #: when > 0, every scan is by one of the first `population` persons that a run with
+    #: `population_seed` creates, and nobody new comes (a soak after a warm-up run)
+    population: int = 0
+    population_seed: int | None = None
 
     def resolved_end(self) -> int:
         return self.end or int(time.time() * 1000)
@@ -214,6 +218,11 @@ class _World:
 
     def affected_city(self, area: str) -> bool:
         return area[:4] in self.affected
+
+
+def person_ref(seed: int, number: int) -> str:
+    """The pseudonym of the `number`-th new person of a run with `seed`."""
+    return "p" + _letters(f"{seed}:{number}", 16)
 
 
 def cfg_tag(cfg: LoadConfig) -> str:
@@ -329,10 +338,13 @@ class _Generator:
         return entries, stays[0]
 
     def person(self) -> tuple[str, bool]:
+        population = self.cfg.population
+        if population:
+            seed = self.cfg.seed if self.cfg.population_seed is None else self.cfg.population_seed
+            return person_ref(seed, self.rng.randrange(population)), True
         if self.people and self.rng.random() < self.cfg.returning_share:
             return self.rng.choice(self.people)[0], True
-        ref = "p" + _letters(f"{self.cfg.seed}:{len(self.people)}", 16)
-        return ref, False
+        return person_ref(self.cfg.seed, len(self.people)), False
 
     # -- records ----------------------------------------------------------------
     def scan(self, number: int, at: int, checkpoint: dict[str, Any],
@@ -569,12 +581,18 @@ def _rate(value: str) -> float | None:
               help="Areas raised to high/medium mid-run.")
 @click.option("--exposed-trips", type=click.IntRange(min=0), default=1, show_default=True,
               help="Trains notified as exposed mid-run (every passenger re-evaluated).")
+@click.option("--population", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Scans only by the first N persons of the run with --population-seed "
+                   "(nobody new: a soak after that run); 0: new persons as usual.")
+@click.option("--population-seed", type=int, help="The run whose persons come back "
+              "(default: --seed).")
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True,
               help="Create the contract's topics first (idempotent), as `worker` does.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, namespace: str,
             end_text: str | None, hours: float, mix_text: str, upgrades: int,
-            exposed_trips: int, create_topics: bool, progress: bool) -> None:
+            exposed_trips: int, population: int, population_seed: int | None,
+            create_topics: bool, progress: bool) -> None:
     """Generate a province-scale synthetic load: scans, pooled results, area upgrades.
 
     \b
@@ -604,7 +622,8 @@ def command(seed: int, scans: int, rate: str, out: Path | None, broker: str, nam
     else:
         end = now + int(hours * HOUR_MS) if per_second is not None else now
     cfg = LoadConfig(seed=seed, scans=scans, end=end, hours=hours, mix=mix, upgrades=upgrades,
-                     exposed_trips=exposed_trips)
+                     exposed_trips=exposed_trips, population=population,
+                     population_seed=population_seed)
     bar = tqdm(total=scans, unit="scan", disable=not progress or None, desc="load",
                file=sys.stderr)
     counted = {"records": 0}

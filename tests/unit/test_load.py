@@ -191,3 +191,19 @@ def test_cli_writes_the_same_stream_as_the_generator(tmp_path):
     assert result.exit_code == 0, result.output
     expected = [orjson.dumps(r) for r in generate(LoadConfig(seed=5, scans=300, end=END))]
     assert out.read_bytes().splitlines() == expected
+
+
+def test_a_population_run_brings_back_only_the_persons_of_an_earlier_run():
+    """A soak after a warm-up: every scan is by one of the warm-up's first persons."""
+    from streams.load import person_ref
+
+    end = parse_ts("2022-08-20T12:00:00+08:00")
+    warm = [r for r in generate(LoadConfig(seed=1, scans=400, end=end)) if "person" in r["value"]]
+    first = [person_ref(1, n) for n in range(100)]
+    assert set(first) <= {r["value"]["person"] for r in warm}
+    soak = [r["value"] for r in generate(LoadConfig(seed=2, scans=1_000, end=end + 3_600_000,
+                                                    population=100, population_seed=1))
+            if r["topic"].startswith("checkpoint.scans.")]
+    assert len(soak) == 1_000 and {v["person"] for v in soak} <= set(first)
+    assert len({v["person"] for v in soak}) > 90
+    assert not {v["id"] for v in soak} & {r["value"]["id"] for r in warm}
