@@ -197,7 +197,7 @@ class Register:
         its province and cities, and a code's designation does not change between its
         areas. `designation_at` for each cut, in one call."""
         found = []
-        times_of, entries_of = self._times, self._entries
+        entry_at = self._entry_at
         for cut in (2, 4, 6, 9, 12):
             if cut > len(area):
                 break
@@ -205,18 +205,9 @@ class Register:
             if code in skip:
                 continue
             skip.add(code)
-            times = times_of.get(code)
-            if not times:
-                continue
-            entries = entries_of[code]
-            index = bisect.bisect_right(times, at)
-            while index:
-                index -= 1
-                entry = entries[index]
-                if entry.known <= known:
-                    if entry.level != "lifted":
-                        found.append((entry.level, entry.known[1]))
-                    break
+            entry = entry_at(code, at, known)
+            if entry is not None and entry.level != "lifted":
+                found.append((entry.level, entry.known[1]))
         return found
 
     def areas_in(self, prefix: str) -> list[str]:
@@ -232,18 +223,11 @@ class Register:
         """(area, level, update id) for areas under `prefix` whose level at `at` is in
         `levels`, in area order."""
         known = known_by(at) if known is None else known
-        times_of, entries_of = self._times, self._entries
-        for area in self.areas_in(prefix):  # designation_at, inlined: a scan asks per county
-            times = times_of[area]
-            entries = entries_of[area]
-            index = bisect.bisect_right(times, at)
-            while index:
-                index -= 1
-                entry = entries[index]
-                if entry.known <= known:
-                    if entry.level != "lifted" and entry.level in levels:
-                        yield area, entry.level, entry.known[1]
-                    break
+        entry_at = self._entry_at
+        for area in self.areas_in(prefix):
+            entry = entry_at(area, at, known)
+            if entry is not None and entry.level != "lifted" and entry.level in levels:
+                yield area, entry.level, entry.known[1]
 
     def raises_known(self, after: Known, upto: Known) -> Iterator[Mapping[str, Any]]:
         """The updates known in (`after`, `upto`] that raised their area (as known when each
