@@ -337,6 +337,19 @@ class _Generator:
                 entries.append({"area": area, "date": format_date(scan_day - days + offset)})
         return entries, stays[0]
 
+    def itinerary(self, person: str, scan_day: int) -> tuple[str, list[dict[str, str]], str]:
+        """A population's person travels the same way each time (a commuter, not a new
+        traveller with a new history at every scan), drawn from their own seed while no
+        area is raised: their stays do not pile up over a soak shorter than the lookback."""
+        shared = self.rng
+        self.rng = random.Random(f"{self.cfg.population_seed}:{person}")
+        try:
+            category = self.category()
+            travel, home = self.travel(category, scan_day)
+        finally:
+            self.rng = shared
+        return category, travel, home
+
     def person(self) -> tuple[str, bool]:
         population = self.cfg.population
         if population:
@@ -349,9 +362,13 @@ class _Generator:
     # -- records ----------------------------------------------------------------
     def scan(self, number: int, at: int, checkpoint: dict[str, Any],
              trip: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
-        category = self.category()
-        person, returning = self.person()
-        travel, home = self.travel(category, local_day(at))
+        if self.cfg.population:
+            person, returning = self.person()
+            category, travel, home = self.itinerary(person, local_day(at))
+        else:
+            category = self.category()
+            person, returning = self.person()
+            travel, home = self.travel(category, local_day(at))
         if not returning:
             self.people.append((person, home[:2]))
         sample = f"{self.tag}-S{number:08d}"
