@@ -130,9 +130,10 @@ class Settings:
     #: decoded person states kept for returning persons (about 5 KB each)
     state_cache: int = 20_000
     #: a fetch from the broker waits for this many bytes or `fetch_max_wait_ms`
-    #: (streams.runtime.consumer; aiokafka's defaults: 1 byte, Faust's 1500 ms)
-    fetch_min_bytes: int = 65_536
-    fetch_max_wait_ms: int = 10
+    #: (streams.runtime.consumer; Faust's values, 1 byte and 1500 ms, until a larger
+    #: minimum is understood: with 64 KiB / 10 ms the chaos tests' restarted workers stalled)
+    fetch_min_bytes: int = 1
+    fetch_max_wait_ms: int = 1500
     #: RocksDB's memory for the whole worker: one block cache shared by every table
     #: partition, with the memtables charged to it (streams.runtime.store)
     rocksdb_memory_bytes: int = 256 * 2**20
