@@ -24,7 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-from bench.run import Probe, _cpu_seconds, drop_namespace, now_ms, preload, raise_and_wait
+from bench.run import (
+    Probe,
+    _cpu_seconds,
+    drop_namespace,
+    now_ms,
+    paced_producer,
+    preload,
+    raise_and_wait,
+)
 from streams.load import LoadConfig, generate, visitors
 from tests.integration.harness import Namespace, Worker
 
@@ -60,11 +68,7 @@ def categorise(path: Path) -> list[tuple[str, float]]:
 
 def paced(ns: Namespace, seed: int, scans: int, rate: float) -> None:
     """`scans` scans sent by a producer process at `rate` a second, at their event times."""
-    subprocess.run(
-        [sys.executable, "-m", "streams.load", "--seed", str(seed), "--scans", str(scans),
-         "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--namespace", ns.namespace,
-         "--upgrades", "0", "--exposed-trips", "0", "--no-progress"],
-        check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(paced_producer(ns, seed, scans, rate), check=True, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:

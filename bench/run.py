@@ -445,6 +445,14 @@ def _latencies(messages: list[tuple[str, int, int, bytes]], since: int) -> dict[
     }
 
 
+def paced_producer(ns: Namespace, seed: int, scans: int, rate: float, *extra: str) -> list[str]:
+    """The command of a producer process sending `scans` scans at `rate` a second, at their
+    event times, with no raises or exposed trips (`checkpoint-streams load --rate`)."""
+    return [sys.executable, "-m", "streams.load", "--seed", str(seed), "--scans", str(scans),
+            "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--namespace", ns.namespace,
+            "--upgrades", "0", "--exposed-trips", "0", "--no-progress", *extra]
+
+
 async def _paced_run(ns: Namespace, seed: int, rate: float, seconds: float) -> dict[str, Any]:
     """A producer process sending `rate` scans/s by event time; outputs timed on arrival."""
     scans = max(int(rate * seconds), 1)
@@ -456,9 +464,7 @@ async def _paced_run(ns: Namespace, seed: int, rate: float, seconds: float) -> d
         timeout=seconds + 300, started=ready))
     await ready.wait()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streams.load", "--seed", str(seed), "--scans", str(scans),
-        "--rate", f"{rate:.3f}", "--broker", ns.bootstrap, "--namespace", ns.namespace,
-        "--end", format_ts(end), "--upgrades", "0", "--exposed-trips", "0", "--no-progress", cwd=REPO,
+        *paced_producer(ns, seed, scans, rate, "--end", format_ts(end)), cwd=REPO,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await process.communicate()
     finished = now_ms()
@@ -548,10 +554,8 @@ def section_soak(broker: str, minutes: float, rate: float, warm_scans: int, log_
         log(f"soak: warmed up with {persons:,} persons; {rate:,.0f} scans/s for {minutes:g} min")
         scans = max(int(rate * minutes * 60), 1)
         producer = subprocess.Popen(
-            [sys.executable, "-m", "streams.load", "--seed", str(seed + 1), "--scans", str(scans),
-             "--rate", f"{rate:.3f}", "--population", str(persons), "--population-seed", str(seed),
-             "--broker", ns.bootstrap, "--namespace", ns.namespace, "--upgrades", "0",
-             "--exposed-trips", "0", "--no-create-topics", "--no-progress"],
+            paced_producer(ns, seed + 1, scans, rate, "--population", str(persons),
+                           "--population-seed", str(seed), "--no-create-topics"),
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         samples = []
         began = time.monotonic()

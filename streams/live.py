@@ -103,7 +103,6 @@ class DayCounts:
         cell = self.cells.get(area)
         if cell is None:
             cell = self.cells[area] = AreaDay()
-            self._order.clear()
         cell.add(counts)
         self._encoded.pop(area, None)
 
@@ -118,7 +117,7 @@ class DayCounts:
         encoded = self._encoded
         for area in self.cells.keys() - encoded.keys():
             encoded[area] = orjson.dumps(area) + b":" + orjson.dumps(self.cells[area].to_json())
-        if len(self._order) != len(self.cells):
+        if len(self._order) != len(self.cells):  # cells are only ever added
             self._order[:] = sorted(self.cells)
         return b"".join((b'{"cells":{', b",".join([encoded[area] for area in self._order]),
                          b'},"through":', orjson.dumps(self.through), b"}"))

@@ -337,12 +337,18 @@ class _Generator:
                 entries.append({"area": area, "date": format_date(scan_day - days + offset)})
         return entries, stays[0]
 
+    @property
+    def population_seed(self) -> int:
+        """The run whose persons a population run brings back (default: this one)."""
+        seed = self.cfg.population_seed
+        return self.cfg.seed if seed is None else seed
+
     def itinerary(self, person: str, scan_day: int) -> tuple[str, list[dict[str, str]], str]:
         """A population's person travels the same way each time (a commuter, not a new
         traveller with a new history at every scan), drawn from their own seed while no
         area is raised: their stays do not pile up over a soak shorter than the lookback."""
         shared = self.rng
-        self.rng = random.Random(f"{self.cfg.population_seed}:{person}")
+        self.rng = random.Random(f"{self.population_seed}:{person}")
         try:
             category = self.category()
             travel, home = self.travel(category, scan_day)
@@ -353,8 +359,7 @@ class _Generator:
     def person(self) -> tuple[str, bool]:
         population = self.cfg.population
         if population:
-            seed = self.cfg.seed if self.cfg.population_seed is None else self.cfg.population_seed
-            return person_ref(seed, self.rng.randrange(population)), True
+            return person_ref(self.population_seed, self.rng.randrange(population)), True
         if self.people and self.rng.random() < self.cfg.returning_share:
             return self.rng.choice(self.people)[0], True
         return person_ref(self.cfg.seed, len(self.people)), False
