@@ -48,6 +48,7 @@ from .runtime.alignment import Alignment
 from .runtime.changelog import ChangelogWriter, parse_partition_row, partition_row_key
 from .runtime.delivery import Committer, FanoutAcks, Unit, exit_undelivered, undelivered
 from .runtime.duetimes import DueTimes
+from .runtime.refetch import Fetcher, Refetch
 from .runtime.registerfeed import RegisterFeed
 from .runtime.states import States
 from .settings import Settings
@@ -199,11 +200,17 @@ class Live:
         #: partition -> (since when its stream clock waits, when that was last logged)
         self._stuck: dict[int, tuple[float, float]] = {}
         self.recovering = False
+        #: records the consumer fetched that never reached the agent (runtime.refetch)
+        self.refetch = Refetch(strict=streaming)
+        self._stream: Any = None  # the partition agent's stream (its queue is watched)
+        #: the consumer generation whose partitions were last revoked: its records are stale
+        self._stale_generation = -1
         #: agent name -> running (the readiness view reports one that is not)
         self.agents: dict[str, bool] = {"partitions": False, "report_parts": False}
         #: agent name -> (monotonic time, exception type) of its last crash
         self.crashes: dict[str, tuple[float, str]] = {}
         self._names = {settings.topic(name): name for name in (*T.PARTITION_TOPICS, T.REPORT_PARTS)}
+        self._inputs = frozenset(settings.topic(name) for name in T.PARTITION_TOPICS)
         self.feed = RegisterFeed(settings.broker, {
             settings.topic(T.POLICIES): self._on_policy,
             settings.topic(T.RISK_AREAS): self._on_risk_area,
@@ -331,7 +338,18 @@ class Live:
             unit = Unit()
             sends: list[Output] = []
             now = now_ms()
+            self._stream = stream
+            admit = self.refetch.admit
+            stale = self._stale_generation
             for event in events:
+                raw = event.message
+                if raw.generation_id <= stale or not admit((raw.topic, raw.partition), raw.offset):
+                    # fetched before the partitions were revoked (still in the batch
+                    # Faust's `take` was filling, or taken before the new assignment:
+                    # the partition's owner reads it again from the committed offset,
+                    # this worker too), handed over already, or after records the
+                    # consumer lost (streams.runtime.refetch): not decided here
+                    continue
                 count += 1
                 entry = self._stage(event, stream, now)
                 if self.align is None or not self._ordered(entry, unit):
@@ -343,6 +361,7 @@ class Live:
                 sends.extend(self._marks_to_send())
             await self._send(sends, unit)
             self.committer.submit(unit)
+            await self._read_again(self.refetch.take_wanted(), "skipped")
         if count:
             metrics.PROCESSING.labels("all").observe((time.perf_counter() - started) / count)
         if self.fanouts and (self._fanning is None or self._fanning.done()):
@@ -592,21 +611,67 @@ class Live:
 
         consumer = self.app.consumer
         try:
-            paused = {(tp.topic, tp.partition) for tp in consumer._thread._consumer.paused()}
-            assigned = {(tp.topic, tp.partition) for tp in consumer._thread._consumer.assignment()}
+            kafka = consumer._thread._consumer
+            paused = {(tp.topic, tp.partition) for tp in kafka.paused()}
+            assigned = {(tp.topic, tp.partition) for tp in kafka.assignment()}
+            assignment = kafka._subscription.subscription.assignment
+            buffered = kafka._fetcher._records
         except Exception:  # internals moved: the log line goes without them
-            paused, assigned = set(), set()
+            paused, assigned, assignment, buffered = set(), set(), None, {}
         facts: dict[str, Any] = {}
         for topic in LOCAL_TOPICS:
             tp = TopicPartition(self.settings.topic(topic), partition)
-            facts[topic] = {
+            fact = facts[topic] = {
                 "paused": tp in getattr(consumer, "_paused_partitions", ()),
                 "read_offset": getattr(consumer, "_read_offset", {}).get(tp),
                 "active": tp in (getattr(consumer, "_active_partitions", None) or ()),
                 "fetcher_paused": (tp.topic, tp.partition) in paused,
                 "fetcher_assigned": (tp.topic, tp.partition) in assigned,
+                "fetcher_buffered": tp in buffered,
             }
+            try:
+                state = assignment.state_value(tp)
+                fact["fetcher_position"] = state.position if state.has_valid_position else None
+            except Exception:  # not assigned there, or internals moved
+                pass
         return facts
+
+    async def refetch_lost(self) -> None:
+        """Seek back partitions whose fetched records never reached the agent
+        (streams.runtime.refetch); run every few seconds."""
+        if self.recovering or self.app.rebalancing or self._stream is None:
+            return
+        consumer = self.app.consumer
+        try:
+            kafka = consumer._thread._consumer
+            assignment = kafka._subscription.subscription.assignment
+            buffered = kafka._fetcher._records
+            committed = consumer._committed_offset
+            queue_empty = self._stream.channel.queue.empty()
+        except Exception:  # no assignment yet, or internals moved (pinned by a test)
+            return
+        facts: dict[tuple[str, int], Fetcher] = {}
+        for tp in list(assignment.tps):
+            if tp.topic not in self._inputs:
+                continue
+            state = assignment.state_value(tp)
+            facts[(tp.topic, tp.partition)] = Fetcher(
+                state.position if state.has_valid_position else None, tp in buffered,
+                committed.get(tp))
+        await self._read_again(self.refetch.check(facts, queue_empty), "never handed over",
+                               {tp: fact.position for tp, fact in facts.items()})
+
+    async def _read_again(self, seeks: list[tuple[tuple[str, int], int]], why: str,
+                          positions: dict[tuple[str, int], int | None] | None = None) -> None:
+        """Seek the consumer back over records the agent did not get (runtime.refetch)."""
+        from aiokafka.structs import TopicPartition
+
+        for (topic, partition), offset in seeks:
+            log.warning("records fetched but not handed to the agent: reading them again",
+                        extra={"topic": topic, "partition": partition, "offset": offset,
+                               "why": why, "position": (positions or {}).get((topic, partition))})
+            metrics.REFETCHES.labels(topic).inc()
+            await self.app.consumer.seek(TopicPartition(topic, partition), offset)
 
     def due_ticks(self) -> list[Output]:
         """Tick items for every person whose due time has come on their partition's clock."""
@@ -630,6 +695,8 @@ class Live:
         async with self.lock:
             if self.align is not None:
                 self.align.revoke(partitions)
+            self.refetch.forget(partitions)
+            self._stale_generation = max(self._stale_generation, self.app.consumer_generation_id)
             self.fanouts = deque((w, e) for w, e in self.fanouts
                                  if e.message.partition not in partitions)
             self.fanout_acks.revoke(partitions)

@@ -65,6 +65,11 @@ RELEASE_TIMER_LAST_RUN = Gauge(
 OUTPUT_SEND_ERRORS = Counter("checkpoint_output_send_errors_total",
                              "Outputs whose delivery to the broker failed",
                              ["topic"])
+REFETCHES = Counter(
+    "checkpoint_consumer_refetches_total",
+    "Seeks back over records the consumer fetched but Faust never handed to the agent "
+    "(dropped around a rebalance; streams.runtime.refetch), by topic",
+    ["topic"])
 FORWARDED = Counter(
     "checkpoint_forwarded_inputs_total",
     "Person inputs that arrived on a partition their person is not on (a producer with another "

@@ -125,6 +125,9 @@ class Settings:
     report_time: str = "00:05"
     #: how often each partition's daily counts are sent to the report owners (seconds)
     report_interval: float = 30.0
+    #: how often the worker looks for records its consumer fetched but Faust never handed
+    #: to the agent (streams.runtime.refetch; three checks in a row before a seek back)
+    refetch_interval: float = 5.0
     #: allocations between two young-generation passes of Python's cyclic collector
     gc_threshold: int = GC_THRESHOLD
     #: decoded person states kept for returning persons (about 5 KB each)
@@ -213,6 +216,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "report_areas": ("CHECKPOINT_REPORT_AREAS", _text),
     "report_time": ("CHECKPOINT_REPORT_TIME", _report_time),
     "report_interval": ("CHECKPOINT_REPORT_INTERVAL", _number(float, 0.05)),
+    "refetch_interval": ("CHECKPOINT_REFETCH_INTERVAL", _number(float, 0.05)),
     "gc_threshold": ("CHECKPOINT_GC_THRESHOLD", _number(int, 1)),
     "state_cache": ("CHECKPOINT_STATE_CACHE", _number(int, 0)),
     "fetch_min_bytes": ("CHECKPOINT_FETCH_MIN_BYTES", _number(int, 1)),

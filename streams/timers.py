@@ -37,6 +37,14 @@ if settings.clock == "stream":
             await live.tick_clock()
 
 
+@app.timer(interval=settings.refetch_interval)
+async def refetch_lost() -> None:
+    """Read again what the consumer fetched but Faust never handed to the agent
+    (streams.runtime.refetch)."""
+    if live.feed.ready.is_set():
+        await live.refetch_lost()
+
+
 @app.timer(interval=3600.0)
 async def expire_index() -> None:
     """Visits older than the longest lookback window can no longer change anyone's code."""

@@ -12,7 +12,9 @@ changes the internals it relies on:
   unit after unit;
 - `registerfeed`: the register read whole by every worker (not a GlobalTable, #283);
 - `duetimes`: due times derived from states (not windowed tables, #385, #193);
-- `alignment`: the stream clock (event-time order across topics and partitions).
+- `alignment`: the stream clock (event-time order across topics and partitions);
+- `refetch`: each record handed to the agent once, in offset order, and what the
+  consumer fetched but Faust never handed over read again.
 """
 
 from __future__ import annotations

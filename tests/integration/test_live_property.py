@@ -8,14 +8,16 @@ backlog before any worker starts, and one or two workers on the stream clock tak
 after de-duplicating by id (delivery is at-least-once) their outputs equal the replay's.
 
 Two workers take the backlog with a rebalance in the middle of it (the second joins
-while the first is deciding). That case is an expected failure (not strict) for now:
-after such a rebalance Faust sometimes never hands one topic-partition's records to the
-agent again (the fetcher has it assigned and unpaused, Faust's read offset stays at the
-committed offset), and the stream clock waits for them; the worker logs "stream clock
-waiting" with the consumer's view of each topic. When it does not happen (about two
-runs in three) live equals replay with two workers too. Two fixes made it rarer: a
-record handed over late no longer moves its topic's position back, and records of
-partitions this worker does not own wait instead of being decided.
+while the first is deciding). That case is an expected failure (not strict) for now.
+It used to stall: after such a rebalance Faust never handed some topic-partitions'
+records to the agent (the fetcher's position at the end of the topic, Faust's read
+offset at the committed offset), and the stream clock waited for them until the test's
+timeout; the worker now reads them again (streams.runtime.refetch), drops what was
+fetched before the revocation, and hands each record over once, in offset order. Under
+an added CPU hog, 15 runs after that: no stall, 10 equal to the replay, 5 with 1-21
+persons decided differently (a scan decided before a register change reached its
+partition, or after; no input lost: nothing dropped, nothing read again in those runs).
+The cause is not found yet (docs/architecture.md, the stream clock).
 
 CI runs one fixed plan of 2,000+ records with one and with two workers.
 `CHECKPOINT_PROPERTY_EXAMPLES=N` adds N drawn plans (each costs a broker round of about
@@ -70,8 +72,9 @@ def live_outputs(bootstrap: str, records: list[dict], count: int, log_dir: Path)
 
 
 TWO_WORKERS = pytest.mark.xfail(
-    reason="after a mid-backlog rebalance a never-committed partition is not sought back "
-           "(aiokafka seek_to_committed skips offset None/0): docs/architecture.md",
+    reason="after a mid-backlog rebalance some persons can be decided in another order "
+           "than the replay's (about one run in three on a loaded machine): "
+           "docs/architecture.md, the stream clock",
     strict=False)
 
 

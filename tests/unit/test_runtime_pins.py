@@ -160,3 +160,44 @@ def test_faust_commits_past_a_head_gap_of_one_offset_and_past_any_once_it_forgot
                            _committed_offset=defaultdict(lambda: None), _acked_index={tp: {9, 10}})
     assert Consumer._new_offset(fake, tp) == 11
 
+
+
+def test_the_refetch_reads_the_fetchers_positions_and_buffers_and_seeks_through_faust():
+    """streams.runtime.refetch (read by `Live.refetch_lost`): aiokafka keeps each assigned
+    partition's position in `_subscription.subscription.assignment.state_value(tp)` and
+    the records it fetched in `_fetcher._records`; Faust's `Consumer.seek` moves the
+    fetcher and its own read offset; the agent's queue is its channel's `queue`. And the
+    reason it exists: Faust's `getmany` still breaks off a fetched batch when the flow
+    stops or the generation changes, and a rebalance that needs no recovery still resumes
+    the flow before it resumes and seeks the stream partitions (in `on_recovery_completed`,
+    after the tables' callbacks)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.consumer.fetcher import Fetcher
+    from aiokafka.consumer.subscription_state import SubscriptionState, TopicPartitionState
+    from faust.channels import Channel
+    from faust.tables.recovery import Recovery
+    from faust.transport.consumer import Consumer as FaustConsumer
+
+    async def positions() -> None:
+        subscription = SubscriptionState()
+        subscription.assign_from_user({TopicPartition("t", 2)})
+        assignment = subscription.subscription.assignment
+        assert {tp.partition for tp in assignment.tps} == {2}
+        state = assignment.state_value(TopicPartition("t", 2))
+        assert isinstance(state, TopicPartitionState)
+        assert state.has_valid_position is False
+        state.seek(15)
+        assert (state.has_valid_position, state.position) == (True, 15)
+
+    asyncio.run(positions())
+    assert "self._records = " in inspect.getsource(Fetcher.__init__)
+    assert "self._subscription = " in inspect.getsource(AIOKafkaConsumer.__init__)
+    assert "self._read_offset[ensure_TP(partition)]" in inspect.getsource(FaustConsumer.seek)
+    assert isinstance(vars(Channel)["queue"], property)
+    getmany = inspect.getsource(FaustConsumer.getmany)
+    assert "if not self.flow_active:" in getmany and "break" in getmany
+    restart = inspect.getsource(Recovery._restart_recovery.fun)
+    resumed = restart.rindex('self.log.info("Resuming flow...")')
+    assert resumed < restart.index("self.on_recovery_completed")
+    completed = inspect.getsource(Recovery.on_recovery_completed)
+    assert completed.index("consumer.resume_partitions(") < completed.index("consumer.perform_seek()")
