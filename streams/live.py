@@ -46,7 +46,7 @@ from .policy_tools import apply_publication
 from .reports import AreaDay, Cells, days_to_close
 from .runtime.alignment import Alignment
 from .runtime.changelog import ChangelogWriter, parse_partition_row, partition_row_key
-from .runtime.delivery import Committer, FanoutAcks, Unit, exit_undelivered, undelivered
+from .runtime.delivery import Committer, FanoutAcks, OrderedAcks, Unit, exit_undelivered, undelivered
 from .runtime.duetimes import DueTimes
 from .runtime.refetch import Fetcher, Refetch
 from .runtime.registerfeed import RegisterFeed
@@ -202,6 +202,8 @@ class Live:
         self.recovering = False
         #: records the consumer fetched that never reached the agent (runtime.refetch)
         self.refetch = Refetch(strict=streaming)
+        #: the stream clock decides some records ahead of others: acknowledged in order
+        self.acks = OrderedAcks() if streaming else None
         self._stream: Any = None  # the partition agent's stream (its queue is watched)
         #: the consumer generation whose partitions were last revoked: its records are stale
         self._stale_generation = -1
@@ -281,8 +283,14 @@ class Live:
         return None if found is None else int(found)
 
     async def _ack(self, entry: Entry) -> None:
-        if entry.event is not None:
+        if entry.event is None:
+            return
+        if self.acks is None:
             await entry.stream.ack(entry.event)
+            return
+        raw = entry.event.message
+        for ready in self.acks.done((raw.topic, raw.partition), raw.offset, entry):
+            await ready.stream.ack(ready.event)
 
     def clock(self, partition: int | None = None) -> int:
         """Now: the wall clock, or on the stream clock the latest event time taken on
@@ -339,17 +347,20 @@ class Live:
             sends: list[Output] = []
             now = now_ms()
             self._stream = stream
-            admit = self.refetch.admit
+            admit, acks = self.refetch.admit, self.acks
             stale = self._stale_generation
             for event in events:
                 raw = event.message
-                if raw.generation_id <= stale or not admit((raw.topic, raw.partition), raw.offset):
+                tp = (raw.topic, raw.partition)
+                if raw.generation_id <= stale or not admit(tp, raw.offset):
                     # fetched before the partitions were revoked (still in the batch
                     # Faust's `take` was filling, or taken before the new assignment:
                     # the partition's owner reads it again from the committed offset,
                     # this worker too), handed over already, or after records the
                     # consumer lost (streams.runtime.refetch): not decided here
                     continue
+                if acks is not None:
+                    acks.arrived(tp, raw.offset)
                 count += 1
                 entry = self._stage(event, stream, now)
                 if self.align is None or not self._ordered(entry, unit):
@@ -696,6 +707,8 @@ class Live:
             if self.align is not None:
                 self.align.revoke(partitions)
             self.refetch.forget(partitions)
+            if self.acks is not None:
+                self.acks.forget(partitions)
             self._stale_generation = max(self._stale_generation, self.app.consumer_generation_id)
             self.fanouts = deque((w, e) for w, e in self.fanouts
                                  if e.message.partition not in partitions)
@@ -719,6 +732,8 @@ class Live:
                 mine = self.assigned()
                 if self.align is not None:  # records fetched for partitions now elsewhere
                     self.align.revoke(set(self.align.tasks) - mine)
+                if self.acks is not None:
+                    self.acks.forget(set(range(self.settings.partitions)) - mine)
                 self.core.index = type(self.core.index)()
                 self.due.clear()
                 self.colours = {}

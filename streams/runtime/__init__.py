@@ -9,7 +9,7 @@ changes the internals it relies on:
 - `store`: a RocksDB store that writes where the key's partition says;
 - `changelog`: table rows written with their changelog records sent by the worker;
 - `delivery`: inputs acknowledged only once everything that follows is on the broker,
-  unit after unit;
+  unit after unit (on the stream clock, each topic partition's in offset order);
 - `registerfeed`: the register read whole by every worker (not a GlobalTable, #283);
 - `duetimes`: due times derived from states (not windowed tables, #385, #193);
 - `alignment`: the stream clock (event-time order across topics and partitions);

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from streams.engine import PersonState
-from streams.runtime.delivery import Committer, FanoutAcks, Unit
+from streams.runtime.delivery import Committer, FanoutAcks, OrderedAcks, Unit
 from streams.runtime.states import States
 
 
@@ -203,3 +203,44 @@ def test_a_revoked_partition_forgets_what_it_held():
     acks.revoke({2})
     acks.decided(("person-work", 2), 8, unit)
     assert unit == [8]
+
+
+# -- the stream clock: acknowledgements in offset order --------------------------------
+HW = ("t.checkpoint.scans.highway", 1)
+
+
+def test_a_record_decided_ahead_of_held_ones_is_acknowledged_after_them():
+    """The case seen live: a dead letter at 136 decided at once while 66-135 waited for
+    the stream clock; acknowledged then, Faust committed 137 and the records were lost."""
+    acks = OrderedAcks()
+    for offset in range(66, 138):
+        acks.arrived(HW, offset)
+    assert acks.done(HW, 136, "dead letter 136") == []
+    assert len(acks) == 1
+    released = []
+    for offset in range(66, 136):
+        released += acks.done(HW, offset, offset)
+    assert released == [*range(66, 136), "dead letter 136"]
+    assert acks.done(HW, 137, 137) == [137]
+    assert len(acks) == 0
+
+
+def test_topic_partitions_are_acknowledged_independently():
+    other = ("t.checkpoint.scans.station", 1)
+    acks = OrderedAcks()
+    acks.arrived(HW, 5)
+    acks.arrived(other, 9)
+    assert acks.done(other, 9, "s9") == ["s9"]
+    assert acks.done(HW, 5, "h5") == ["h5"]
+
+
+def test_records_not_noted_or_noted_before_a_revocation_are_acknowledged_as_they_come():
+    acks = OrderedAcks()
+    assert acks.done(HW, 3, "unnoted") == ["unnoted"]
+    acks.arrived(HW, 10)
+    acks.arrived(HW, 11)
+    acks.forget({1})  # revoked: the new owner reads 10 and 11 again
+    assert acks.done(HW, 11, "late") == ["late"]
+    acks.arrived(HW, 20)  # the partition comes back: noted afresh
+    assert acks.done(HW, 11, "older") == ["older"]
+    assert acks.done(HW, 20, "h20") == ["h20"]
