@@ -23,6 +23,7 @@ keep flowing during one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -625,8 +626,7 @@ class Live:
             kafka = consumer._thread._consumer
             paused = {(tp.topic, tp.partition) for tp in kafka.paused()}
             assigned = {(tp.topic, tp.partition) for tp in kafka.assignment()}
-            assignment = kafka._subscription.subscription.assignment
-            buffered = kafka._fetcher._records
+            assignment, buffered = _fetcher(consumer)
         except Exception:  # internals moved: the log line goes without them
             paused, assigned, assignment, buffered = set(), set(), None, {}
         facts: dict[str, Any] = {}
@@ -640,11 +640,8 @@ class Live:
                 "fetcher_assigned": (tp.topic, tp.partition) in assigned,
                 "fetcher_buffered": tp in buffered,
             }
-            try:
-                state = assignment.state_value(tp)
-                fact["fetcher_position"] = state.position if state.has_valid_position else None
-            except Exception:  # not assigned there, or internals moved
-                pass
+            with contextlib.suppress(Exception):  # not assigned there, or internals moved
+                fact["fetcher_position"] = _position(assignment, tp)
         return facts
 
     async def refetch_lost(self) -> None:
@@ -654,21 +651,14 @@ class Live:
             return
         consumer = self.app.consumer
         try:
-            kafka = consumer._thread._consumer
-            assignment = kafka._subscription.subscription.assignment
-            buffered = kafka._fetcher._records
+            assignment, buffered = _fetcher(consumer)
             committed = consumer._committed_offset
             queue_empty = self._stream.channel.queue.empty()
         except Exception:  # no assignment yet, or internals moved (pinned by a test)
             return
-        facts: dict[tuple[str, int], Fetcher] = {}
-        for tp in list(assignment.tps):
-            if tp.topic not in self._inputs:
-                continue
-            state = assignment.state_value(tp)
-            facts[(tp.topic, tp.partition)] = Fetcher(
-                state.position if state.has_valid_position else None, tp in buffered,
-                committed.get(tp))
+        facts = {(tp.topic, tp.partition): Fetcher(_position(assignment, tp), tp in buffered,
+                                                   committed.get(tp))
+                 for tp in list(assignment.tps) if tp.topic in self._inputs}
         await self._read_again(self.refetch.check(facts, queue_empty), "never handed over",
                                {tp: fact.position for tp, fact in facts.items()})
 
@@ -802,6 +792,19 @@ class Live:
             for day in [d for d in counts.days if d < before_day]:
                 del counts.days[day]
 
+
+
+def _fetcher(consumer: Any) -> tuple[Any, Any]:
+    """aiokafka's assignment (each partition's position) and the records its fetcher
+    holds, under Faust's consumer (internals pinned by tests/unit/test_runtime_pins.py)."""
+    kafka = consumer._thread._consumer
+    return kafka._subscription.subscription.assignment, kafka._fetcher._records
+
+
+def _position(assignment: Any, tp: Any) -> int | None:
+    """The fetcher's next offset for `tp` (None: not known yet)."""
+    state = assignment.state_value(tp)
+    return int(state.position) if state.has_valid_position else None
 
 
 def _key(raw: Any) -> tuple[Any, ...]:
