@@ -110,10 +110,10 @@ class Refetch:
         return True
 
     def _fills(self, tp: TP, offset: int) -> bool:
-        holes = self.holes.get(tp)
-        for index, (start, end) in enumerate(holes or ()):
+        """A record read again: taken when it falls in a hole (which it then narrows)."""
+        holes = self.holes.get(tp, [])
+        for index, (start, end) in enumerate(holes):
             if start <= offset < end:
-                assert holes is not None
                 holes[index:index + 1] = [(a, b) for a, b in ((start, offset), (offset + 1, end)) if a < b]
                 return True
         return False
