@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, metavar="SCANS_PER_S",
                         help="profile steady arrival instead of a backlog: --scans sent by a "
                              "paced producer process at this rate, at their event times")
+    parser.add_argument("--clock", choices=["wall", "stream"], default="wall",
+                        help="the worker's CHECKPOINT_CLOCK (wall: production)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/worker-profile.txt"))
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     area = "610113"
     records = (list(visitors(args.retro, area, seed=args.seed, end=now_ms())) if args.retro
                else list(generate(LoadConfig(seed=args.seed, scans=args.scans, end=now_ms()))))
-    worker = Worker(ns, Path("/tmp"), clock="wall", name="profile")
+    worker = Worker(ns, Path("/tmp"), clock=args.clock, name="profile")
     probe = Probe(ns)
     try:
         worker.start()

@@ -40,6 +40,7 @@ from . import topics as T
 from .engine import EXPOSURE, REEVALUATE, TICK, PersonState, load_policy_dir
 from .engine.policy import POLICY_DIR, PolicyBook, PolicyError
 from .engine.timeutil import format_date, format_ts, parse_date, parse_ts
+from .outputlog import OutputLog
 from .partitioning import key_partition
 from .pipeline import CoreConfig, Message, Output, Pipeline, Routed, Work
 from .pipeline.core import PERSON_INPUTS, TICKED
@@ -221,6 +222,8 @@ class Live:
         }, security.from_env().aiokafka(), on_batch=self._on_feed)
         #: reports: partition -> the last local day it closed (its final parts are sent)
         self.closed: dict[int, int] = {}
+        #: code changes logged one line each or summed up (streams.outputlog)
+        self.output_log = OutputLog(settings.log_outputs)
 
     # ------------------------------------------------------------- the register feed
     def _on_risk_area(self, key: bytes | None, raw: bytes | None) -> None:
@@ -542,7 +545,7 @@ class Live:
             unit.deliveries.append(delivery)
             metrics.OUTPUTS.labels(name).inc()  # the broker's name, as Faust's and the lag's
             if output.topic in (T.CODE_CHANGES, T.ALERTS):
-                _observe(output, sent_at)
+                _observe(output, sent_at, self.output_log)
 
     def _undelivered(self, topic: str, error: BaseException) -> None:
         metrics.OUTPUT_SEND_ERRORS.labels(topic).inc()
@@ -835,18 +838,13 @@ def _changed(work: Work, decision: Any, before: PersonState | None) -> bool:
     return bool(decision.state != before)
 
 
-def _observe(output: Output, sent_at: int) -> None:
+def _observe(output: Output, sent_at: int, outputs: OutputLog) -> None:
     event = output.value
     outcome = event["kind"]
     latency = (sent_at - parse_ts(event["event_time"])) / 1000
     metrics.E2E_LATENCY.labels(output.stream or "work", outcome).observe(max(latency, 0.0))
     if output.topic == T.CODE_CHANGES:
         metrics.CODE_CHANGES.labels(outcome, event["from"], event["to"], event["rule"]).inc()
-        extra = {"from": event["from"], "to": event["to"], "rule": event["rule"]}
     else:
         metrics.ALERTS.labels(outcome, event["severity"]).inc()
-        extra = {"severity": event["severity"]}
-    log.info(output.topic.rsplit(".", 1)[-1].rstrip("s").replace("-", " "), extra={
-        "output_id": event["id"], "kind": outcome, "input_id": (event.get("caused_by") or [None])[0],
-        "caused_by": event.get("caused_by"), "stream": output.stream,
-        "latency_seconds": round(latency, 3), **extra})
+    outputs.emitted(output.topic, event, output.stream, latency)

@@ -154,6 +154,9 @@ class Settings:
     #: probe every few seconds sees it (and a crash loop keeps the worker not ready)
     ready_hold_after_crash: float = 30.0
     log_level: str = "info"
+    #: each: one log line per code change; summary: one line per interval summing them
+    #: up (alerts are always one line each; streams.outputlog)
+    log_outputs: str = "summary"
 
     @property
     def topic_prefix(self) -> str:
@@ -229,6 +232,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "retention_grace_days": ("CHECKPOINT_RETENTION_GRACE_DAYS", _number(int, -1, 3650)),
     "ready_hold_after_crash": ("CHECKPOINT_READY_HOLD_AFTER_CRASH", _number(float, 0.0)),
     "log_level": ("CHECKPOINT_LOG_LEVEL", _choice("debug", "info", "warning", "error", "critical")),
+    "log_outputs": ("CHECKPOINT_LOG_OUTPUTS", _choice("each", "summary")),
 }
 
 #: names earlier versions read. A worker refuses them rather than ignore them: ignored, a

@@ -69,6 +69,12 @@ async def state_gauges() -> None:
             metrics.POLICY_IN_FORCE.labels(policy.jurisdiction, policy.id, str(policy.version)).set(1)
 
 
+@app.timer(interval=10.0)
+async def output_summary() -> None:
+    """The log line summing up the code changes sent since the last (streams.outputlog)."""
+    live.output_log.flush()
+
+
 @app.timer(interval=settings.report_interval)
 async def daily_reports() -> None:
     """Send each partition's changed counts, and the days it closed, to the report owners

@@ -117,7 +117,8 @@ def _push(stack: Stack) -> None:
 def stack(broker: str, prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("observability")
     ns = Namespace(broker)
-    worker = Worker(ns, tmp, clock="wall", env={"CHECKPOINT_LAG_INTERVAL": "1"}, name="obs")
+    worker = Worker(ns, tmp, clock="wall", env={"CHECKPOINT_LAG_INTERVAL": "1",
+                                                  "CHECKPOINT_LOG_OUTPUTS": "each"}, name="obs")
     prom = Prometheus(prometheus_bin, tmp / "prometheus", [f"127.0.0.1:{worker.port}"])
     s = Stack(ns, worker, prom)
     try:

@@ -51,3 +51,33 @@ def test_series_a_panel_or_alert_reads_exist_before_their_first_event():
     errors = _samples(REGISTRY, "checkpoint_output_send_errors_total")
     assert {dict(labels)["topic"] for labels in errors} >= {"checkpoint.code-changes",
                                                             "checkpoint.alerts"}
+
+
+def test_faust_sensor_names_a_stream_once_as_upstream_does(monkeypatch):
+    """The sensor's per-event label is upstream's `_stream_label`, computed once a stream
+    (`observability._steady_labels_monitor`): a faust-streaming upgrade that renames or
+    reshapes it fails here."""
+    import faust
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+
+    from streams.observability import _steady_labels_monitor
+
+    registry = CollectorRegistry()
+    faust_metrics = FaustMetrics.create(registry, "pin")
+    app = faust.App("pin-sensor", broker="kafka://127.0.0.1:1")
+    stream = app.topic("checkpoint.scans.station", "checkpoint.scans.highway").stream()
+    upstream = PrometheusMonitor(metrics=faust_metrics)
+    ours = _steady_labels_monitor()(metrics=faust_metrics)
+    expected = upstream._stream_label(stream)
+    assert ours._stream_label(stream) == expected
+    calls = []
+    original = PrometheusMonitor._stream_label
+
+    def counted(self, s):
+        calls.append(s)
+        return original(self, s)
+
+    monkeypatch.setattr(PrometheusMonitor, "_stream_label", counted)
+    fresh = _steady_labels_monitor()(metrics=faust_metrics)
+    labels = {fresh._stream_label(stream) for _ in range(3)}
+    assert labels == {expected} and len(calls) == 1
