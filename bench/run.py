@@ -17,7 +17,10 @@ each in its own topic namespace (prefix) on that broker:
               Steady arrivals only (no mid-run upgrade or exposed trip: those fan-outs
               are bursts, measured by `retro`); results are not due within such a run;
 5. retro      N recent visitors of one area, then the area raised to high: time from
-              sending the upgrade to receiving the last visitor's code change.
+              sending the upgrade to receiving the last visitor's code change;
+6. budget     the per-record CPU budget of one worker (bench/profile.py under py-spy):
+              where its CPU goes (Faust, engine, gate, state, outputs, metrics, logs)
+              draining a backlog and at a steady 50 % of the measured 1-worker rate.
 
 Throughput is measured the same way for the ceiling and the pipeline: records in the
 backlog divided by the span between the first and the last output's Kafka timestamp
@@ -262,7 +265,7 @@ def section_engine(plan: Plan, seed: int) -> dict[str, Any]:
         decisions += 1
         return decide(*args)
 
-    replay._decide = counted  # type: ignore[method-assign]
+    replay._decide = counted  # type: ignore[method-assign,assignment]
     started = time.perf_counter()
     replay.run(parsed)
     replay_seconds = time.perf_counter() - started
@@ -623,6 +626,26 @@ def section_retro(broker: str, sizes: tuple[int, ...], log_dir: Path, seed: int)
 
 
 # ---------------------------------------------------------------------------- report
+def section_budget(broker: str, plan: Plan, max_rate: float | None, seed: int) -> dict[str, Any]:
+    """The worker's CPU split by category, at backlog and (given the 1-worker scan rate) at
+    half of it. Profiled runs are separate from the timed ones: py-spy's sampling costs
+    the worker a little CPU, which would skew the throughput rows."""
+    from bench.profile import profile  # imports the test harness, only when asked
+
+    scans = min(plan.backlog_scans, 8_000)
+    runs = {"backlog": profile(broker, scans=scans, seed=seed,
+                               out=Path(tempfile.mkstemp(prefix="cs-budget-", suffix=".txt")[1]))}
+    if max_rate:
+        rate = max_rate / 2
+        runs["half_rate"] = profile(
+            broker, scans=max(500, int(rate * plan.latency_seconds * 2)), seed=seed + 1,
+            rate=rate, out=Path(tempfile.mkstemp(prefix="cs-budget-", suffix=".txt")[1]))
+    for run in runs.values():
+        run["us_by_category"] = {name: round(share * run["cpu_us_each"], 1)
+                                 for name, share in run["shares"].items()}
+    return runs
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -706,6 +729,14 @@ def markdown(result: dict[str, Any]) -> str:
         rows.append((f"retroactive upgrade, {run['visitors']:,} visitors",
                      f"{run['seconds']:.1f} s" + ("" if run["complete"] else " (incomplete)"),
                      f"{run['reevaluated']:,} re-evaluated, {_fmt(run['persons_per_second'])}/s"))
+    for name, run in s.get("budget", {}).items():
+        if not isinstance(run, dict) or "us_by_category" not in run:
+            continue
+        top = sorted(run["us_by_category"].items(), key=lambda item: -item[1])
+        rows.append((f"CPU budget per record, {'backlog' if name == 'backlog' else '50 % of max'}",
+                     f"{_fmt(run['cpu_us_each'])} µs",
+                     "; ".join(f"{category} {us:,.0f}" for category, us in top if us >= 1)
+                     + f" (µs; {run['done']:,} {run['what']}, py-spy sampling included)"))
     engine = s.get("engine", {})
     if engine.get("engine_scan_decisions_per_second"):
         rows.append(("pure engine (process per scan)",
@@ -732,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--only", nargs="*",
                         choices=["engine", "ceiling", "floor", "pipeline", "latency", "retro",
-                                 "soak"],
+                                 "budget", "soak"],
                         help="run only these sections (latency needs pipeline's max rate or --max-rate)")
     parser.add_argument("--max-rate", type=float, help="scans/s to base the latency rates on")
     parser.add_argument("--scans", type=int, help="backlog size for ceiling/pipeline (overrides the plan)")
@@ -750,7 +781,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "backlog_scans": args.scans})
     if args.retro is not None:
         plan = Plan(**{**asdict(plan), "retro": tuple(args.retro)})
-    only = set(args.only or ["engine", "ceiling", "floor", "pipeline", "latency", "retro"])
+    only = set(args.only or ["engine", "ceiling", "floor", "pipeline", "latency", "retro",
+                             "budget"])
 
     try:
         from streams.admin import admin_client
@@ -856,6 +888,10 @@ def main(argv: list[str] | None = None) -> int:
             result["errors"]["latency"] = "no max rate: run the pipeline section or pass --max-rate"
     if "retro" in only and plan.retro:
         attempt("retro", lambda: section_retro(args.broker, plan.retro, log_dir, args.seed))
+    if "budget" in only:
+        attempt("budget", lambda: section_budget(
+            args.broker, plan, args.max_rate or sections.get("pipeline_1", {}).get("scans_per_second"),
+            args.seed))
     if args.soak:
         soak_rate = args.soak_rate or (
             sections.get("pipeline_1", {}).get("scans_per_second", 1000.0) / 2)

@@ -47,6 +47,7 @@ from .pipeline.core import PERSON_INPUTS, TICKED
 from .policy_tools import apply_publication
 from .reports import AreaDay, Cells, days_to_close
 from .runtime.alignment import Alignment
+from .runtime.batches import send_batches
 from .runtime.changelog import ChangelogWriter, parse_partition_row, partition_row_key
 from .runtime.delivery import Committer, FanoutAcks, OrderedAcks, Unit, exit_undelivered, undelivered
 from .runtime.duetimes import DueTimes
@@ -536,16 +537,19 @@ class Live:
         producer = await self.app.maybe_start_producer()
         sent_at = now_ms()
         topic_of = self.settings.topic
+        records = []
         for output in outputs:
-            name = topic_of(output.topic)
             key = output.key.encode() if output.key is not None else None
-            delivery = await producer.send(name, key, orjson.dumps(output.value),
-                                           output.partition, None, None)
-            delivery.add_done_callback(functools.partial(undelivered, name, self._undelivered))
-            unit.deliveries.append(delivery)
-            metrics.OUTPUTS.labels(name).inc()  # the broker's name, as Faust's and the lag's
+            records.append((topic_of(output.topic), output.partition, key,
+                            orjson.dumps(output.value)))
             if output.topic in (T.CODE_CHANGES, T.ALERTS):
                 _observe(output, sent_at, self.output_log)
+        for batch in await send_batches(producer, records):
+            batch.future.add_done_callback(
+                functools.partial(undelivered, batch.topic, self._undelivered))
+            unit.deliveries.append(batch.future)
+            # the broker's name, as Faust's and the lag's
+            metrics.OUTPUTS.labels(batch.topic).inc(batch.count)
 
     def _undelivered(self, topic: str, error: BaseException) -> None:
         metrics.OUTPUT_SEND_ERRORS.labels(topic).inc()

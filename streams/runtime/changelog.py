@@ -6,8 +6,10 @@ record more than handing the same record to the app's producer, and the worker w
 record per decided person. `ChangelogWriter` writes the row to the table's store and
 sends the same record (raw key and value, on the table's changelog topic, in the row's
 partition) itself, so Faust's recovery and standby replicas read it as one of its own.
-What Faust's `_on_changelog_sent` does on acknowledgement is done too: a RocksDB store
-remembers the changelog offset it holds, where its recovery resumes.
+The rows of one write go as one batch per partition (`batches.send_batches`). What
+Faust's `_on_changelog_sent` does on acknowledgement is done too, once a batch: a RocksDB
+store remembers the changelog offset it holds (the batch's last), where its recovery
+resumes.
 
 A row's partition is murmur2(key), the partition of the person's inputs; a *partition
 row* (`partition_row_key`: the daily counts of one partition) names its partition in its
@@ -29,6 +31,7 @@ from typing import Any, cast
 from faust.types.stores import StoreT
 
 from ..partitioning import key_partition
+from .batches import Batch, send_batches
 
 #: partition rows start with a byte no person reference can start with
 PARTITION_ROW = b"\x00"
@@ -93,19 +96,17 @@ class ChangelogWriter:
                 store.pop(key, None)
             else:
                 store[key] = value
-        deliveries = []
         async with self._order:
             producer = await self.app.maybe_start_producer()
             topic, partitions = self.topic, self.partitions
-            for key, value in rows:
-                delivery = await producer.send(topic, key, value, row_partition(key, partitions),
-                                               None, None)
-                delivery.add_done_callback(self._acknowledged)
-                deliveries.append(delivery)
-        return deliveries
+            batches = await send_batches(producer, [(topic, row_partition(key, partitions), key, value)
+                                                    for key, value in rows])
+        for batch in batches:
+            batch.future.add_done_callback(functools.partial(self._acknowledged, batch))
+        return [batch.future for batch in batches]
 
-    def _acknowledged(self, delivery: asyncio.Future[Any]) -> None:
+    def _acknowledged(self, batch: Batch, delivery: asyncio.Future[Any]) -> None:
         if delivery.cancelled() or delivery.exception() is not None:
             return  # the caller awaits it and acts
-        sent = delivery.result()
-        cast(StoreT, self.table.data).set_persisted_offset(sent.topic_partition, sent.offset)
+        cast(StoreT, self.table.data).set_persisted_offset(
+            delivery.result().topic_partition, batch.last_offset())

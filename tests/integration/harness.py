@@ -71,6 +71,10 @@ class Namespace:
 
     # -- waiting -----------------------------------------------------------------
     def lag(self) -> int:
+        return sum(self.lags().values())
+
+    def lags(self) -> dict[str, int]:
+        """Uncommitted records per consumed "topic:partition" (every partition, 0 included)."""
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
         try:
@@ -78,11 +82,12 @@ class Namespace:
                      for p in consumer.partitions_for_topic(self.topic(t)) or ()]
             ends = consumer.end_offsets(parts)
             committed = admin.list_group_offsets({self.app_id: None}).get(self.app_id, {})
-            total = 0
+            out = {}
             for tp in parts:
                 done = committed.get(tp)
-                total += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-            return total
+                out[f"{tp.topic[len(self.prefix):]}:{tp.partition}"] = ends[tp] - (
+                    done.offset if done is not None and done.offset >= 0 else 0)
+            return out
         finally:
             consumer.close()
             admin.close()
@@ -100,7 +105,10 @@ class Namespace:
             else:
                 quiet = 0
                 time.sleep(0.3)
-        raise TimeoutError(f"workers still behind after {timeout} s (lag {self.lag()})")
+        # which partitions are behind tells a stalled partition from a slow worker; the
+        # workers' logs are in the test's tmp_path (worker-<name>-<port>.log)
+        behind = {tp: n for tp, n in self.lags().items() if n}
+        raise TimeoutError(f"workers still behind after {timeout} s: {behind}")
 
     # -- consuming ---------------------------------------------------------------
     def read(self, topics: Iterable[str] = OUTPUTS, idle_ms: int = 1500) -> list[dict[str, Any]]:

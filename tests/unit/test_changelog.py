@@ -35,21 +35,52 @@ class Store(dict):  # type: ignore[type-arg]
         self.persisted[tp] = offset
 
 
-class Producer:
-    """Records sends; the first `stall` sends wait until `room` is set (a full batch)."""
+class Batch:
+    def __init__(self, room: int) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.room = room
 
-    def __init__(self, stall: int = 0) -> None:
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any) -> object | None:
+        if self.records and len(self.records) >= self.room:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class Producer:
+    """Faust's producer around a stand-in for aiokafka's batch interface: records the
+    records sent (topic, key, value, partition) and a delivery per batch; the first
+    `stall` batches wait until `room` is set (the partition's previous batch not drained)."""
+
+    def __init__(self, stall: int = 0, batch_records: int = 1000) -> None:
         self.sent: list[tuple[str, bytes, bytes, int]] = []
         self.deliveries: list[asyncio.Future[Any]] = []
+        self.batches: list[list[tuple[bytes | None, bytes | None]]] = []
         self.stall = stall
         self.room = asyncio.Event()
+        self.batch_records = batch_records
+        self.client = SimpleNamespace(_wait_on_metadata=self._metadata)
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int,
-                   timestamp: Any, headers: Any) -> asyncio.Future[Any]:
+    def _ensure_producer(self) -> Producer:
+        return self
+
+    async def _metadata(self, topic: str) -> None:
+        return None
+
+    def _partition(self, topic: str, partition: int | None, key: Any, value: Any,
+                   serialized_key: bytes | None, serialized_value: bytes | None) -> int:
+        assert partition is not None or serialized_key is not None
+        return partition if partition is not None else key_partition(serialized_key, 4)
+
+    def create_batch(self) -> Batch:
+        return Batch(self.batch_records)
+
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future[Any]:
         if self.stall:
             self.stall -= 1
             await self.room.wait()
-        self.sent.append((topic, key, value, partition))
+        self.sent.extend((topic, key, value, partition) for key, value in batch.records)
+        self.batches.append(batch.records)
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.deliveries.append(delivery)
         return delivery
@@ -101,6 +132,24 @@ def test_rows_go_to_the_store_at_once_and_to_the_changelog_as_faust_writes_them(
             delivery.set_result(RecordMetadata(TOPIC, tp.partition, tp, 40 + offset, 0, 0, 0))
         await asyncio.sleep(0)
         assert store.persisted[TopicPartition(TOPIC, key_partition(b"p-2", 4))] == 41
+
+
+def test_a_batch_of_rows_tells_the_store_the_offset_of_its_last_record() -> None:
+    """One delivery per partition's batch: its metadata has the first record's offset."""
+    async def scenario() -> None:
+        producer = Producer(batch_records=2)
+        writer, store = writer_for(producer)
+        key = partition_row_key(1, "counts:2022-08-19")
+        deliveries = await writer.write([(key, b"a"), (key, b"b"), (key, b"c")])
+        assert producer.batches == [[(key, b"a"), (key, b"b")], [(key, b"c")]]
+        assert deliveries == producer.deliveries
+        tp = TopicPartition(TOPIC, 1)
+        deliveries[0].set_result(RecordMetadata(TOPIC, 1, tp, 70, 0, 0, 0))
+        await asyncio.sleep(0)
+        assert store.persisted[tp] == 71
+        deliveries[1].set_result(RecordMetadata(TOPIC, 1, tp, 72, 0, 0, 0))
+        await asyncio.sleep(0)
+        assert store.persisted[tp] == 72
 
     asyncio.run(scenario())
 

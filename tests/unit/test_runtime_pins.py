@@ -201,3 +201,27 @@ def test_the_refetch_reads_the_fetchers_positions_and_buffers_and_seeks_through_
     assert resumed < restart.index("self.on_recovery_completed")
     completed = inspect.getsource(Recovery.on_recovery_completed)
     assert completed.index("consumer.resume_partitions(") < completed.index("consumer.perform_seek()")
+
+
+def test_batches_use_aiokafkas_batch_interface_and_the_producers_own_partitioner():
+    """streams.runtime.batches: Faust's producer hands out its aiokafka producer
+    (`_ensure_producer`); aiokafka's `create_batch`/`send_batch(batch, topic, *,
+    partition)`, `client._wait_on_metadata(topic)` and `_partition(topic, partition, key,
+    value, serialized_key, serialized_value)`, which calls the configured partitioner; a
+    batch is queued only after the partition's previous one drained (order per partition)."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+    from faust.transport.drivers.aiokafka import Producer
+
+    assert "def _ensure_producer(self)" in inspect.getsource(Producer)
+    assert list(inspect.signature(AIOKafkaProducer.send_batch).parameters) == [
+        "self", "batch", "topic", "partition"]
+    assert inspect.signature(AIOKafkaProducer.send_batch).parameters["partition"].kind \
+        is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(AIOKafkaProducer._partition).parameters) == [
+        "self", "topic", "partition", "key", "value", "serialized_key", "serialized_value"]
+    assert "self._partitioner(" in inspect.getsource(AIOKafkaProducer._partition)
+    assert "wait_drain(" in inspect.getsource(MessageAccumulator.add_batch)
+    from aiokafka.client import AIOKafkaClient
+
+    assert inspect.iscoroutinefunction(AIOKafkaClient._wait_on_metadata)
