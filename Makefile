@@ -26,7 +26,7 @@ replay: install
 
 ## test: lint, type check, then every test (unit, contract, integration on a real broker)
 test: install lint
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25
+	PY=$(PY) bash tests/lanes.sh
 
 unit: install
 	$(PY) -m pytest -q -m "not integration"

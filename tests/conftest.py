@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("CHECKPOINT_TEST_KAFKA_PORT", "19092"))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The chaos tests last: in `make test` (tests/lanes.sh) they then run after the CPU
+    lane has ended, since a worker only about keeps up with their feed on a busy machine."""
+    items.sort(key=lambda item: "tests/chaos" in str(item.fspath))
+
+
 @pytest.fixture
 def ns(broker: str) -> Namespace:
     """This test's topics (prefixed) and consumer group on the shared broker."""
