@@ -735,20 +735,12 @@ class Live:
                 self.due.clear()
                 self.colours = {}
                 self.counts = {p: c for p, c in self.counts.items() if p in mine}
-                for key, raw in list(self.persons.items()):
-                    row = parse_partition_row(key)
-                    if row is None or not raw or row[0] not in mine:
-                        continue
-                    partition, name = row
-                    if name == "reports":
-                        self.closed[partition] = parse_date(orjson.loads(raw)["closed"])
-                    elif name.startswith("counts:"):
-                        days = self.counts.setdefault(partition, PartitionCounts()).days
-                        days.setdefault(parse_date(name[7:]),
-                                        DayCounts.from_json(orjson.loads(raw)))
-                for person, raw in self.states.rows():
-                    if self.partition_of(person) in mine:
-                        state = PersonState.from_json(orjson.loads(raw))
+                for key, person, row in self.states.rows():  # one pass, nothing copied
+                    if person is None:
+                        self._recover_partition_row(key, row, mine)
+                    elif self.partition_of(person) in mine:
+                        state = row if isinstance(row, PersonState) else \
+                            PersonState.from_json(orjson.loads(row))
                         self.core.index.add(state)
                         self.colours[person] = tuple(c.colour for c in state.controls)
                         self.due.note(person, self.core.due(state))
@@ -757,6 +749,18 @@ class Live:
             finally:
                 self.recovering = False
         await self.tick_clock(every=True)
+
+    def _recover_partition_row(self, key: bytes, raw: Any, mine: set[int]) -> None:
+        """A partition row read back: the last day a partition closed, or its counts."""
+        row = parse_partition_row(key)
+        if row is None or row[0] not in mine:
+            return
+        partition, name = row
+        if name == "reports":
+            self.closed[partition] = parse_date(orjson.loads(raw)["closed"])
+        elif name.startswith("counts:"):
+            days = self.counts.setdefault(partition, PartitionCounts()).days
+            days.setdefault(parse_date(name[7:]), DayCounts.from_json(orjson.loads(raw)))
 
     # ----------------------------------------------------------- daily reports
     def report_parts(self, areas: Iterable[str]) -> tuple[list[Output], list[tuple[bytes, bytes]]]:

@@ -88,16 +88,27 @@ class States:
         if len(self._decoded) > self.cache_size:
             self._decoded.popitem(last=False)
 
-    def rows(self) -> Iterator[tuple[str, bytes]]:
-        """(person, table value) of every stored person, the in-flight ones as decided."""
-        inflight = dict(self.inflight)
-        for key, raw in list(self.table.items()):
-            if raw and not key.startswith(PARTITION_ROW):
-                person = key.decode()
-                if person not in inflight and person not in self._gone:
-                    yield person, raw
+    def rows(self) -> Iterator[tuple[bytes, str | None, bytes | PersonState]]:
+        """(key, person, value) of every row in one pass over the table, as it is read:
+        partition rows (person None) and stored persons with their stored value, except
+        persons deleted or decided since, whose newest state comes after, as itself.
+
+        Nothing is copied. A worker's rows were listed whole, twice, on every rebalance:
+        a million persons' states (over a gigabyte) held at once, on top of the store's
+        own memory, just to rebuild the indexes. The caller must not await while it
+        iterates (nothing else may write the table meanwhile)."""
+        inflight, gone = self.inflight, self._gone
+        for key, raw in self.table.items():
+            if not raw:
+                continue
+            if key.startswith(PARTITION_ROW):
+                yield key, None, raw
+                continue
+            person = key.decode()
+            if person not in inflight and person not in gone:
+                yield key, person, raw
         for person, state in inflight.items():
-            yield person, orjson.dumps(state)
+            yield person.encode(), person, state
 
     def __len__(self) -> int:
         return len(self._decoded)
