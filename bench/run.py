@@ -68,12 +68,13 @@ class Plan:
     latency_seconds: float
     fractions: tuple[float, ...]
     retro: tuple[int, ...]
+    scale_persons: int
 
 
 QUICK = Plan(engine_scans=2_000, backlog_scans=6_000, latency_seconds=8,
-             fractions=(0.25, 0.5, 0.8), retro=(10_000,))
+             fractions=(0.25, 0.5, 0.8), retro=(10_000,), scale_persons=20_000)
 FULL = Plan(engine_scans=20_000, backlog_scans=40_000, latency_seconds=30,
-            fractions=(0.25, 0.5, 0.8), retro=(10_000, 100_000))
+            fractions=(0.25, 0.5, 0.8), retro=(10_000, 100_000), scale_persons=100_000)
 
 
 def now_ms() -> int:
@@ -725,6 +726,26 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{soak['cpu_us_per_scan_max']:,}); lag max {soak['lag_max']:,}",
                      f"{soak['persons']:,} persons warmed up, none new; RocksDB store; target: "
                      "RSS growth < 2 %, lag bounded"))
+    scale = s.get("scale")
+    if scale:
+        rows.append((f"takeover, empty disk, {scale['persons']:,} persons",
+                     f"{scale['takeover_seconds']:.1f} s to ready",
+                     f"{_fmt(scale['restore_records_per_second'])} rows/s restored from the "
+                     "changelog; target for 1M persons: < 60 s"))
+        rows.append((f"restart, same disk, {scale['persons']:,} persons",
+                     f"{scale['restart_seconds']:.1f} s (SIGTERM) / "
+                     f"{scale['kill9_restart_seconds']:.1f} s (kill -9)",
+                     "to ready; target for 1M persons: < 20 s"))
+        rows.append(("person state (changelog record)",
+                     f"{scale['record_bytes_mean']:,} B mean, p99 {scale['record_bytes_p99']:,} B",
+                     f"{scale['disk_bytes_per_person']:,} B a person on disk (RocksDB); "
+                     "target ≤ 500 B"))
+        rows.append(("worker RSS per million persons",
+                     f"{_fmt(scale['rss_mb_per_million_persons'])} MB",
+                     f"above an idle worker's {_fmt(scale['rss_mb_idle'])} MB, after the "
+                     f"takeover ({_fmt(scale['rss_mb'])} MB; "
+                     f"{_fmt(scale['rss_mb_after_restart'])} MB after a restart); "
+                     "target < 1 GiB"))
     for run in s.get("retro", {}).get("runs", []):
         rows.append((f"retroactive upgrade, {run['visitors']:,} visitors",
                      f"{run['seconds']:.1f} s" + ("" if run["complete"] else " (incomplete)"),
@@ -763,11 +784,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--only", nargs="*",
                         choices=["engine", "ceiling", "floor", "pipeline", "latency", "retro",
-                                 "budget", "soak"],
+                                 "budget", "scale", "soak"],
                         help="run only these sections (latency needs pipeline's max rate or --max-rate)")
     parser.add_argument("--max-rate", type=float, help="scans/s to base the latency rates on")
     parser.add_argument("--scans", type=int, help="backlog size for ceiling/pipeline (overrides the plan)")
     parser.add_argument("--retro", type=int, nargs="*", help="visitor counts for the retro section")
+    parser.add_argument("--scale-persons", type=int, metavar="N",
+                        help="persons in the scale section's table (the plan's by default)")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
                         help="also run the soak section: one worker at a steady rate this long")
     parser.add_argument("--soak-rate", type=float, metavar="SCANS_PER_S",
@@ -781,8 +804,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "backlog_scans": args.scans})
     if args.retro is not None:
         plan = Plan(**{**asdict(plan), "retro": tuple(args.retro)})
+    if args.scale_persons:
+        plan = Plan(**{**asdict(plan), "scale_persons": args.scale_persons})
     only = set(args.only or ["engine", "ceiling", "floor", "pipeline", "latency", "retro",
-                             "budget"])
+                             "budget", "scale"])
 
     try:
         from streams.admin import admin_client
@@ -892,6 +917,11 @@ def main(argv: list[str] | None = None) -> int:
         attempt("budget", lambda: section_budget(
             args.broker, plan, args.max_rate or sections.get("pipeline_1", {}).get("scans_per_second"),
             args.seed))
+    if "scale" in only:
+        from bench.scale import section_scale  # imports the test harness, only when asked
+
+        attempt("scale", lambda: section_scale(args.broker, plan.scale_persons, log_dir,
+                                               args.seed))
     if args.soak:
         soak_rate = args.soak_rate or (
             sections.get("pipeline_1", {}).get("scans_per_second", 1000.0) / 2)
