@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))  # the integration harness (tests/) drives the rea
 from streams.admin import delete_namespace  # noqa: E402
 from streams.engine.timeutil import format_ts, parse_ts  # noqa: E402
 from streams.load import LoadConfig, generate, produce, upgrade, visitors  # noqa: E402
+from streams.runtime.states import decode  # noqa: E402
 from tests.integration.harness import CONSUMED, Namespace, Worker, free_port, last_values  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -390,11 +391,9 @@ def _outcome(ns: Namespace) -> dict[str, Any]:
     for key, value in rows.items():
         if value is None or key is None or key.startswith(b"\x00"):
             continue
-        state = orjson.loads(value)
-        if not isinstance(state, dict) or "person" not in state:
-            continue  # a partition row (report counts), not a person
-        final[state["person"]] = (state["colour"], tuple(sorted(c["rule"] for c in state["controls"])),
-                                  tuple(sorted(c["id"] for c in state["controls"])))
+        state = decode(value)
+        final[state.person] = (state.colour, tuple(sorted(c.rule for c in state.controls)),
+                               tuple(sorted(c.id for c in state.controls)))
     return {"ids": ids, "final": final}
 
 

@@ -53,7 +53,7 @@ from .runtime.delivery import Committer, FanoutAcks, OrderedAcks, Unit, exit_und
 from .runtime.duetimes import DueTimes
 from .runtime.refetch import Fetcher, Refetch
 from .runtime.registerfeed import RegisterFeed
-from .runtime.states import States
+from .runtime.states import States, decode
 from .settings import Settings
 
 log = logging.getLogger("checkpoint_streams")
@@ -742,8 +742,7 @@ class Live:
                     if person is None:
                         self._recover_partition_row(key, row, mine)
                     elif everyone or self.partition_of(person) in mine:
-                        state = row if isinstance(row, PersonState) else \
-                            PersonState.from_json(orjson.loads(row))
+                        state = row if isinstance(row, PersonState) else decode(row)
                         self.core.index.add(state)
                         self.colours[person] = tuple(c.colour for c in state.controls)
                         self.due.note(person, self.core.due(state))

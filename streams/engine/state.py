@@ -9,7 +9,7 @@ timers' due times alike.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from .policy import COLOUR_RANK, MARK_RANK
@@ -64,6 +64,16 @@ class Control:
         """How long after landing the negative tests of a `tests` release may be taken."""
         return int(self.measure.get("tests", {}).get("within_hours", 72)) * HOUR_MS
 
+    def to_record(self) -> dict[str, Any]:
+        """The control as a stored state holds it: the fields still at their default left
+        out (`PersonState.to_record`)."""
+        record = {name: getattr(self, name) for name in _CONTROL_REQUIRED}
+        for name, default in _CONTROL_DEFAULTS:
+            value = getattr(self, name)
+            if value != default:
+                record[name] = value
+        return record
+
     def strictness(self) -> tuple[int, int, int]:
         """Order controls for "the strictest active control wins"."""
         return (COLOUR_RANK[self.colour], MARK_RANK[self.mark], _RELEASE_RANK[self.release])
@@ -107,6 +117,24 @@ class PersonState:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_record(self) -> dict[str, Any]:
+        """The state as the person table stores it (its changelog record): `to_json()`
+        without the fields still at their default, which `from_json` restores.
+
+        Most of them are, in most states (a green person has no mark, no controls, no
+        results; a control's test days are empty until it has some): leaving them out
+        makes the average record of a generated load's 19,424 persons 1,347 -> 1,189 bytes,
+        written to the changelog and RocksDB for every decided input, read back by every
+        recovery."""
+        record: dict[str, Any] = {"person": self.person}
+        for name, default in _PERSON_DEFAULTS:
+            value = getattr(self, name)
+            if value != default:
+                record[name] = value
+        if self.controls:
+            record["controls"] = [c.to_record() for c in self.controls]
+        return record
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PersonState:
@@ -187,3 +215,22 @@ class PersonState:
             seen.append(self.arrival["at"])
         ends.extend(day_start(local_day(_instant(at)) + 2) for at in seen)
         return max(ends, default=0)
+
+
+def _defaults(cls: type, skip: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...]:
+    found: list[tuple[str, Any]] = []
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        if f.default is not MISSING:
+            found.append((f.name, f.default))
+        elif f.default_factory is not MISSING:
+            found.append((f.name, f.default_factory()))
+    return tuple(found)
+
+
+#: (field, default) of the fields a stored record leaves out when they hold their default
+_CONTROL_DEFAULTS = _defaults(Control)
+_CONTROL_REQUIRED = tuple(f.name for f in fields(Control)
+                          if f.name not in dict(_CONTROL_DEFAULTS))
+_PERSON_DEFAULTS = _defaults(PersonState, skip=("controls",))

@@ -48,7 +48,7 @@ class States:
         if cached is not None and (cached[0] is raw or cached[0] == raw):
             self._decoded.move_to_end(person)
             return cached[1]
-        state = PersonState.from_json(orjson.loads(raw))
+        state = decode(raw)
         self._remember(person, raw, state)
         return state
 
@@ -115,9 +115,15 @@ class States:
 
 
 def encode(state: PersonState) -> bytes:
-    return orjson.dumps(state)
+    """A person's row: `PersonState.to_record()` as compact JSON (schemas/asyncapi.yaml)."""
+    return orjson.dumps(state.to_record())
 
 
-__all__ = ["States", "encode"]
+def decode(raw: bytes) -> PersonState:
+    """A person's row back (one with every field, as written before 2026-12-04, too)."""
+    return PersonState.from_json(orjson.loads(raw))
+
+
+__all__ = ["States", "decode", "encode"]
 
 

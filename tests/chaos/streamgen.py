@@ -36,6 +36,7 @@ from streams.engine.timeutil import DAY_MS, HOUR_MS, format_date, format_ts, loc
 from streams.privacy import person_ref
 from streams.replay import Replay, read_recording
 from streams.runtime.changelog import key_partition
+from streams.runtime.states import decode
 
 STATION = "checkpoint.scans.station"
 HIGHWAY = "checkpoint.scans.highway"
@@ -329,7 +330,7 @@ def compare_state(rec: Reconciliation, expected: Replay, changelog: dict[str, by
     for person, state in expected.states.items():
         rec.state_checked += 1
         raw = changelog.get(person)
-        live = orjson.loads(raw) if raw else None
+        live = _full(raw) if raw else None
         want = orjson.loads(orjson.dumps(state))
         if live is None or _state_view(live) != _state_view(want):
             rec.state_differing += 1
@@ -338,9 +339,14 @@ def compare_state(rec: Reconciliation, expected: Replay, changelog: dict[str, by
                                     f"vs replay {_state_view(want)}")
                 if history and person in history:  # every version the changelog holds
                     rec.examples.append("  changelog of it: " + " -> ".join(
-                        str(orjson.loads(v)["seen"] if v else None) + "/" + str(
-                            [h["id"][:9] for h in orjson.loads(v)["history"]] if v else None)
+                        str(_full(v)["seen"] if v else None) + "/" + str(
+                            [h["id"][:9] for h in _full(v)["history"]] if v else None)
                         for v in history[person]))
+
+
+def _full(raw: bytes) -> dict[str, Any]:
+    """A stored row with every field (the table leaves out those at their default)."""
+    return orjson.loads(orjson.dumps(decode(raw)))
 
 
 def _state_view(state: dict[str, Any]) -> dict[str, Any]:

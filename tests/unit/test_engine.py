@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from streams.engine import Register, process
 from streams.engine.evaluate import Context
 from streams.engine.state import PersonState
@@ -302,3 +304,28 @@ def test_ids_never_hold_a_run_of_18_digits():
     ids = [digest("person", n) for n in range(20_000)]
     assert all(re.fullmatch(r"[0-9a-f]{24}", i) and not re.search(r"[0-9]{8}", i) for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_a_stored_record_leaves_out_defaults_and_decodes_to_the_same_state():
+    """The person table's rows (`streams.runtime.states.encode`) leave out every field at
+    its default; a row decodes to the state it was made from, as does a row written with
+    every field (before 2026-12-04)."""
+    import orjson
+
+    from streams.replay import replay_file
+    from streams.runtime.states import decode, encode
+
+    scenarios = Path(__file__).resolve().parent.parent / "scenarios"
+    states = [s for name in ("z22", "pingyao", "yellow-tests")
+              for s in replay_file(scenarios / f"{name}.jsonl").states.values()]
+    assert any(s.controls for s in states) and any(not s.controls for s in states)
+    for state in states:
+        row, full = encode(state), orjson.dumps(state)
+        assert decode(row) == state and decode(full) == state
+        assert len(row) < len(full)
+        stored = orjson.loads(row)
+        assert ("results" in stored) == bool(state.results)
+        assert ("colour" in stored) == (state.colour != "green")
+        for control in stored.get("controls", []):
+            assert "window_alerted" not in control or control["window_alerted"]
+    assert encode(PersonState("p-quiet")) == b'{"person":"p-quiet"}'
