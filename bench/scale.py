@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from bench.run import _rss_mb, drop_namespace, log
 from streams import topics as T
 from streams.load import LoadConfig, generate
 from streams.partitioning import key_partition
@@ -96,13 +97,6 @@ def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _rss_mb(worker: Worker) -> float:
-    assert worker.process is not None
-    status = Path(f"/proc/{worker.process.pid}/status").read_text()
-    return int(next(line for line in status.splitlines()
-                    if line.startswith("VmRSS:")).split()[1]) / 1024
-
-
 def _ready_after(worker: Worker, timeout: float) -> float:
     started = time.monotonic()
     worker.start(wait=False)
@@ -112,8 +106,6 @@ def _ready_after(worker: Worker, timeout: float) -> float:
 
 def section_scale(broker: str, persons: int, log_dir: Path, seed: int) -> dict[str, Any]:
     """See the module docstring; returns every number it measured."""
-    from bench.run import drop_namespace, log
-
     ns = Namespace(broker)
     partitions = Settings.from_env({}).partitions
     worker = Worker(ns, log_dir, clock="wall", name="scale",
