@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 import unicodedata
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -247,32 +246,17 @@ def initialise_series() -> None:
         metrics.ACTIVE_CONTROLS.labels(colour)
 
 
-def _steady_labels_monitor() -> type:
-    """Faust's Prometheus sensor, naming each stream once: upstream derives a stream's label
-    from its `shortlabel` with a regular expression on every event the stream takes (about
-    1 % of a worker's CPU in `bench.profile`), and a stream's label never changes."""
-    from faust.sensors.prometheus import PrometheusMonitor
-
-    class SteadyLabelsMonitor(PrometheusMonitor):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self._stream_labels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-
-        def _stream_label(self, stream: Any) -> str:
-            label = self._stream_labels.get(stream)
-            if label is None:
-                label = self._stream_labels[stream] = super()._stream_label(stream)
-            return label
-
-    return SteadyLabelsMonitor
-
-
 def install(app: Any) -> None:
     """Wire observability into the Faust app; called once at import of `streams.app`."""
     from faust.sensors.prometheus import setup_prometheus_sensors
+    from prometheus_client import REGISTRY
 
+    from .runtime.sensor import Flush, WorkerMonitor
+
+    flush = Flush()  # collected before Faust's series: a scrape sees them up to date
+    REGISTRY.register(flush)
     setup_prometheus_sensors(app, pattern="/metrics", name_prefix=FAUST_PREFIX)
-    app.monitor = _steady_labels_monitor()(metrics=app.monitor._metrics)
+    app.monitor = flush.monitor = WorkerMonitor(metrics=app.monitor._metrics)
     for metric in app.monitor._metrics:  # the sensor's labelled metrics, looked up per message
         if getattr(metric, "_labelnames", ()):
             metrics.cache_labels(metric)

@@ -55,19 +55,19 @@ def test_series_a_panel_or_alert_reads_exist_before_their_first_event():
 
 def test_faust_sensor_names_a_stream_once_as_upstream_does(monkeypatch):
     """The sensor's per-event label is upstream's `_stream_label`, computed once a stream
-    (`observability._steady_labels_monitor`): a faust-streaming upgrade that renames or
+    (`streams.runtime.sensor.WorkerMonitor`): a faust-streaming upgrade that renames or
     reshapes it fails here."""
     import faust
     from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
-    from streams.observability import _steady_labels_monitor
+    from streams.runtime.sensor import WorkerMonitor
 
     registry = CollectorRegistry()
     faust_metrics = FaustMetrics.create(registry, "pin")
     app = faust.App("pin-sensor", broker="kafka://127.0.0.1:1")
     stream = app.topic("checkpoint.scans.station", "checkpoint.scans.highway").stream()
     upstream = PrometheusMonitor(metrics=faust_metrics)
-    ours = _steady_labels_monitor()(metrics=faust_metrics)
+    ours = WorkerMonitor(metrics=faust_metrics)
     expected = upstream._stream_label(stream)
     assert ours._stream_label(stream) == expected
     calls = []
@@ -78,6 +78,60 @@ def test_faust_sensor_names_a_stream_once_as_upstream_does(monkeypatch):
         return original(self, s)
 
     monkeypatch.setattr(PrometheusMonitor, "_stream_label", counted)
-    fresh = _steady_labels_monitor()(metrics=faust_metrics)
+    fresh = WorkerMonitor(metrics=faust_metrics)
     labels = {fresh._stream_label(stream) for _ in range(3)}
     assert labels == {expected} and len(calls) == 1
+
+
+class Owner:
+    """A stream's task owner (upstream keys its tallies by it, weakly)."""
+
+
+def test_the_worker_sensor_reports_every_series_as_upstreams_does():
+    """Driven by the same hooks as upstream's `PrometheusMonitor`, `WorkerMonitor` reports
+    the same value in every series once its registry is collected (a scrape), rebalances
+    included; the per-event runtime histogram counts the same events."""
+    from types import SimpleNamespace
+
+    import faust
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+
+    from streams.runtime import sensor
+
+    app = faust.App("pin-sensor-series", broker="kafka://127.0.0.1:1")
+    streams_ = [app.topic("t.a").stream(), app.topic("t.b", "t.c").stream()]
+    for stream in streams_:
+        stream.task_owner = Owner()  # the agent's task, as a running stream has
+    table = SimpleNamespace(name="persons")
+    runs = {}
+    for name, cls in (("upstream", PrometheusMonitor), ("ours", sensor.WorkerMonitor)):
+        registry = CollectorRegistry()
+        flush = sensor.Flush()
+        registry.register(flush)
+        monitor = cls(metrics=FaustMetrics.create(registry, "pin"))
+        if isinstance(monitor, sensor.WorkerMonitor):
+            flush.monitor = monitor
+        for n in range(30):
+            tp = TP(("t.a", "t.b", "t.c")[n % 3], n % 4)
+            message = SimpleNamespace(time_in=None, time_out=None, time_total=None)
+            monitor.track_tp_end_offset(tp, 100 + n)
+            monitor.on_message_in(tp, n, message)
+            state = monitor.on_stream_event_in(tp, n, streams_[n % 2], None)
+            monitor.on_table_get(table, b"k")
+            if n % 5 == 0:
+                monitor.on_table_set(table, b"k", b"v")
+            if n % 7 == 0:
+                monitor.on_table_del(table, b"k")
+            if n % 9 != 0:  # some still in flight when the registry is read
+                monitor.on_stream_event_out(tp, n, streams_[n % 2], None, state)
+                monitor.on_message_out(tp, n, message)
+            if n == 12:
+                monitor.on_rebalance_end(app, monitor.on_rebalance_start(app))
+        # every sample but creation times, and of the timing histograms only the counts
+        runs[name] = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                      for m in registry.collect() for s in m.samples
+                      if not s.name.endswith("_created")
+                      and (m.type != "histogram" or s.name.endswith("_count"))}
+    assert runs["ours"] == runs["upstream"]
+    assert runs["ours"][("pin_messages_received_total", ())] == 30
