@@ -12,7 +12,8 @@ date when they are read: `flush()`, called by a collector registered in the same
 ahead of Faust's metrics (`install`), so a scrape of `/metrics` sees every message counted
 so far, exactly as upstream's series would say. The two in-flight gauges, raised and
 lowered once a message, are set to their net value. The per-event runtime histogram is
-still observed at once. On a rebalance the pending values are written before upstream
+still observed at once. What waits for a scrape is one number a series, so nothing
+grows when nobody scrapes. On a rebalance the pending values are written before upstream
 drops the per-partition series, as they would have been. Faust's own statistics page (the
 web server's `/`) keeps its counters but no longer its per-stream, per-task and latency
 figures.
@@ -34,17 +35,13 @@ from typing import Any
 
 from faust.sensors.prometheus import PrometheusMonitor
 
-#: pending runtimes are written at the latest after this many events (no scrape: bounded)
-FLUSH_EVERY = 10_000
-
 
 class WorkerMonitor(PrometheusMonitor):
     """See the module docstring."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._stream_labels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-        #: stream -> its `total_events_per_stream` label
+        #: stream -> its `total_events_per_stream` label (upstream's, computed once)
         self._stream_series: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._received = 0
         self._events = 0
@@ -53,12 +50,6 @@ class WorkerMonitor(PrometheusMonitor):
         self._by_table: Counter[tuple[str, str]] = Counter()
         self._read: dict[Any, int] = {}
         self._end: dict[Any, int] = {}
-
-    def _stream_label(self, stream: Any) -> str:
-        label = self._stream_labels.get(stream)
-        if label is None:
-            label = self._stream_labels[stream] = super()._stream_label(stream)
-        return label
 
     # ---------------------------------------------------------------- per message
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
@@ -85,8 +76,6 @@ class WorkerMonitor(PrometheusMonitor):
         if state is not None:
             self.events_active -= 1
             self._metrics.events_runtime_latency.observe((monotonic() - state["time_in"]) * 1000)
-        if self._events >= FLUSH_EVERY:
-            self.flush()
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
         self.messages_active -= 1
